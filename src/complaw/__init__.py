@@ -1,0 +1,2 @@
+"""complaw: compression laws for LLMs."""
+__version__ = "0.1.0"

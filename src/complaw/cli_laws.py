@@ -1,0 +1,1 @@
+"""CLI commands of the law engine (being written)."""

@@ -1,0 +1,150 @@
+"""The compression-method registry and the record every compression returns.
+
+A method is a function ``fn(model, ratio, *, seed, **options) -> (model, details)`` registered by name;
+:func:`compress` validates the ratio, times the call, counts parameters before and after, and returns
+the compressed model with a :class:`CompressionRecord`. Adding a method is one new module plus one
+``@register_method("name")`` line, never a branch in the pipeline.
+
+    >>> model, record = compress(model, "prunenet", ratio=0.3, seed=0)
+    >>> record.ratio, record.param_reduction   # the method's own setting vs the measured fraction removed
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from complaw.errors import ComplawError
+
+MethodFn = Callable[..., tuple[nn.Module, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered compression method."""
+
+    name: str
+    fn: MethodFn
+    needs_calibration: bool
+    description: str
+
+
+@dataclass
+class CompressionRecord:
+    """What a compression did, measured.
+
+    ``ratio`` is the method's own compression setting; ``param_reduction`` is the measured fraction of
+    parameters removed, (params_before - params_after) / params_before, which can differ a lot from
+    ``ratio`` (and be negative, e.g. SliceGPT on tied-embedding models at low ratios).
+    """
+
+    method: str
+    ratio: float
+    seed: int
+    options: dict[str, Any]
+    params_before: int
+    params_after: int
+    param_reduction: float
+    wall_time_s: float
+    kept_per_layer: list[int] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, *, needs_calibration: bool = False, description: str = ""):
+    """Decorator registering ``fn`` as compression method ``name``."""
+
+    def deco(fn: MethodFn) -> MethodFn:
+        _METHODS[name] = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip())
+        return fn
+
+    return deco
+
+
+def available_methods() -> dict[str, MethodSpec]:
+    """All registered methods by name (importing :mod:`complaw.compress` registers the built-ins)."""
+    return dict(sorted(_METHODS.items()))
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in _METHODS:
+        raise ComplawError(
+            f"method {name!r}: unknown compression method; available: {', '.join(sorted(_METHODS))}"
+        )
+    return _METHODS[name]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
+
+
+def check_ratio(ratio: float) -> float:
+    try:
+        ratio = float(ratio)
+    except (TypeError, ValueError):
+        raise ComplawError(f"ratio {ratio!r}: not a number; give a value in [0, 1), e.g. 0.3") from None
+    if not 0.0 <= ratio < 1.0:
+        raise ComplawError(f"ratio {ratio}: must lie in [0, 1), e.g. 0.3")
+    return ratio
+
+
+def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **options: Any):
+    """Compress ``model`` in place with a registered method.
+
+    Args:
+        model: a Hugging Face causal LM of a supported family.
+        method: registered method name (see :func:`available_methods`).
+        ratio: the method's own compression setting in [0, 1).
+        seed: seed for every random choice the method makes.
+        **options: method-specific options (recorded in the result).
+
+    Returns:
+        ``(model, record)``: the compressed model and its :class:`CompressionRecord`.
+    """
+    spec = get_method(method)
+    ratio = check_ratio(ratio)
+    before = count_parameters(model)
+    start = time.perf_counter()
+    model, details = spec.fn(model, ratio, seed=seed, **options)
+    wall = time.perf_counter() - start
+    after = count_parameters(model)
+    kept = details.pop("kept_per_layer", [])
+    record = CompressionRecord(
+        method=method,
+        ratio=ratio,
+        seed=seed,
+        options={k: _jsonable(v) for k, v in options.items()},
+        params_before=before,
+        params_after=after,
+        param_reduction=(before - after) / before,
+        wall_time_s=wall,
+        kept_per_layer=[int(k) for k in kept],
+        details=details,
+    )
+    return model, record
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

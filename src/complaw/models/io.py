@@ -1,0 +1,107 @@
+"""Loading and saving (compressed) models.
+
+``save`` writes a standard Hugging Face checkpoint (safetensors, a config that matches the weights)
+plus ``complaw.json`` with the format name and the compression record. ``load`` reads any of:
+a ``zoo:NAME`` id, a local directory, or a Hugging Face hub id. Formats that are not plain
+``from_pretrained`` checkpoints (SliceGPT's sliced model) register a loader by format name.
+
+    >>> save(model, "out/llama-m-prunenet-0.3", record=record, tokenizer=tok)
+    >>> model = load("out/llama-m-prunenet-0.3")
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from complaw.errors import ComplawError
+
+META_FILE = "complaw.json"
+Loader = Callable[..., nn.Module]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(fmt: str, fn: Loader) -> Loader:
+    """Register ``fn(path, *, dtype, device, trust_remote_code) -> model`` for saved format ``fmt``."""
+    _LOADERS[fmt] = fn
+    return fn
+
+
+def resolve_model_id(model_id: str | Path) -> str:
+    """Turn ``zoo:NAME`` into the bundled checkpoint's path; leave paths and hub ids alone."""
+    text = str(model_id)
+    if text.startswith("zoo:"):
+        from complaw import zoo  # the zoo is optional at import time
+
+        return str(zoo.resolve_model(text))
+    return text
+
+
+def safe_name(model_id: str) -> str:
+    """A filesystem-safe name derived from a model id (``Qwen/Qwen2.5-7B`` -> ``Qwen--Qwen2.5-7B``)."""
+    name = str(model_id).replace("zoo:", "zoo-").replace("/", "--")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return name or "model"
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    meta = Path(path) / META_FILE
+    if meta.is_file():
+        return json.loads(meta.read_text())
+    return {}
+
+
+def save(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
+         fmt: str = "hf", extra: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` (safetensors) with its config, tokenizer and compression record."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    meta: dict[str, Any] = {"format": fmt}
+    if record is not None:
+        meta["record"] = record.to_dict() if hasattr(record, "to_dict") else record
+    if extra:
+        meta.update(extra)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return out
+
+
+def _load_hf(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model.to(device) if device is not None else model
+
+
+register_loader("hf", _load_hf)
+
+
+def load(model_id: str | Path, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
+    """Load a model by ``zoo:NAME``, local path or hub id, whatever complaw format it was saved in.
+
+    Args:
+        model_id: ``zoo:llama-m``, a directory written by :func:`save` or ``save_pretrained``, or a hub id.
+        dtype: torch dtype to load in (default: the checkpoint's).
+        device: where to put the model (default: CPU).
+        trust_remote_code: allow custom modelling code from the checkpoint (off by default).
+    """
+    path = resolve_model_id(model_id)
+    fmt = read_meta(path).get("format", "hf") if Path(path).is_dir() else "hf"
+    if fmt not in _LOADERS:
+        # Formats register on import of their method module.
+        import complaw.compress  # noqa: F401
+    if fmt not in _LOADERS:
+        raise ComplawError(f"{path}: saved in unknown complaw format {fmt!r}; known: {', '.join(sorted(_LOADERS))}")
+    if not Path(path).exists() and "/" not in path and not path.startswith("zoo"):
+        raise ComplawError(f"model {model_id!r}: no such directory, and not a hub id of the form org/name")
+    return _LOADERS[fmt](path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
