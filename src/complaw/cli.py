@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
 from complaw.errors import ComplawError
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
+    except click.ClickException as ex:  # usage errors: click prints them, exit 2
+        ex.show()
+        return ex.exit_code
     except typer.Exit as ex:
         return ex.exit_code
     except SystemExit as ex:  # click usage errors raise SystemExit(2) after printing

@@ -1,1 +1,423 @@
-"""CLI commands of the law engine (being written)."""
+"""CLI commands of the law engine: ``fit``, ``validate``, ``critical``, ``speedup``, ``plan``, ``forms``, ``demo``.
+
+Each command is a plain typed function over the public API (:mod:`complaw.laws`, :mod:`complaw.decide`);
+``--json`` prints machine-readable output instead of tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from complaw.cli import app
+from complaw.decide import CostModel, Law, Plan, critical_ratio, min_rft_data, plan, speed_law, speedup
+from complaw.errors import ComplawError
+from complaw.laws import (
+    SCHEMES,
+    DUnit,
+    FitResult,
+    available_forms,
+    compare,
+    fit_groups,
+    load_results,
+    validate,
+)
+from complaw.laws.data import LawData, parse_mapping
+from complaw.laws.fit import default_groups
+
+# Tables are wide: when piped, rich would fall back to 80 columns.
+console = Console(width=None if Console().is_terminal else 140)
+
+# --- options shared by the commands that read a results table ------------------------------------------
+DataArg = Annotated[Path | None, typer.Argument(help="Results table: CSV, TSV, Parquet, JSONL, JSON or SQLite.",
+                                                show_default=False)]
+PairsArg = Annotated[list[str] | None, typer.Argument(help="More VARIABLE=COLUMN pairs, as after --map.",
+                                                      show_default=False)]
+MapOpt = Annotated[list[str] | None, typer.Option(
+    "--map", "-m", help="Column mapping VARIABLE=COLUMN (L, L0, r, D, S, S0, model, method, metric, direction, N); "
+    "repeat, or list several: --map L=acc L0=base r=ratio D=rft_samples.")]
+FormOpt = Annotated[list[str] | None, typer.Option(
+    "--form", "-f", help="Law form(s) to fit (see `complaw forms`); +1 adds an intercept, +0 removes it.")]
+GroupOpt = Annotated[str | None, typer.Option(
+    "--group", "-g", help="Comma-separated columns to fit one law per group (default: method,metric; 'none' pools).")]
+DirOpt = Annotated[str | None, typer.Option(
+    "--direction", help="higher or lower (is better); default from a direction or metric column.")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")]
+DUnitOpt = Annotated[str, typer.Option("--d-unit", help="Name of the unit of D seen by the law.")]
+DScaleOpt = Annotated[float, typer.Option("--d-scale", help="Raw D units per law unit (D_law = D / scale).")]
+EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")]
+RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
+BootOpt = Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples (0 for none).")]
+ClusterOpt = Annotated[str, typer.Option("--cluster", help="Column resampled as a cluster in the bootstrap.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and robust starts.")]
+DropOpt = Annotated[bool, typer.Option("--drop-invalid", help="Set invalid rows aside (counted) instead of stopping.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SigmaOpt = Annotated[list[float] | None, typer.Option("--sigma", "-s", help="Target retention(s) in (0, 1).")]
+
+
+def _load(data: Path | None, pairs: list[str] | None, mapping: list[str] | None, table: str | None) -> LawData:
+    if data is None:
+        raise ComplawError("no results table given; pass a CSV/Parquet/JSONL/SQLite file (or the law's parameters)")
+    return load_results(data, mapping=parse_mapping((mapping or []) + (pairs or [])), table=table)
+
+
+def _groups(ld: LawData, group: str | None) -> list[str]:
+    if group is None:
+        return default_groups(ld)
+    if group.strip().lower() in ("none", ""):
+        return []
+    return [g.strip() for g in group.split(",") if g.strip()]
+
+
+def _fits(data, pairs, mapping, table, forms, group, direction, d_unit, d_scale, eps, robust, bootstrap,
+          cluster, seed, drop_invalid) -> tuple[LawData, list[FitResult]]:
+    ld = _load(data, pairs, mapping, table)
+    results = fit_groups(ld, forms or ["sengupta2025"], group=_groups(ld, group), direction=direction,
+                         unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster,
+                         seed=seed, drop_invalid=drop_invalid)
+    return ld, results
+
+
+def _fmt(x, spec=".4g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return format(x, spec)
+
+
+def _ival(iv, spec=".4g") -> str:
+    return f"[{_fmt(iv[0], spec)}, {_fmt(iv[1], spec)}]" if iv else ""
+
+
+def _group_label(g: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in g.items()) or "all rows"
+
+
+def _print_dropped(ld: LawData, results: list[FitResult]) -> None:
+    dropped: dict[str, int] = dict(ld.dropped)
+    for res in results:
+        for k, v in res.dropped.items():
+            if k not in ld.dropped:
+                dropped[k] = dropped.get(k, 0) + v
+    if dropped:
+        console.print("rows set aside: " + ", ".join(f"{v} ({k})" for k, v in dropped.items()), style="yellow")
+
+
+def render_fits(results: list[FitResult]) -> None:
+    """Print a Table-1 style comparison of the fits, then one table of all parameters, then warnings."""
+    table = Table(title="Compression-law fits (log-space " + ("Huber" if any(r.estimator == "huber" for r in results)
+                                                             else "OLS") + ")")
+    for col in ("group", "form", "n", "R² unc.", "R²", "adj. R²", "AIC", "MARE", "signs"):
+        table.add_column(col, justify="left" if col in ("group", "form") else "right")
+    for res in results:
+        table.add_row(_short(res.group), res.form.name, str(res.n_obs), _fmt(res.r2_uncentred, ".4f"),
+                      _fmt(res.r2, ".4f"), _fmt(res.r2_adj, ".4f"), _fmt(res.aic, ".1f"), _fmt(res.mare, ".2%"),
+                      "ok" if res.sign_ok else "[red]violated[/red]")
+    console.print(table)
+    conf = int(results[0].conf * 100) if results else 95
+    t = Table(title="Parameters")
+    for col in ("group", "form", "param", "estimate", "std err", f"{conf}% CI", "bootstrap CI"):
+        t.add_column(col, justify="left" if col in ("group", "form", "param") else "right")
+    for res in results:
+        for i, e in enumerate(res.params.values()):
+            t.add_row(_short(res.group) if i == 0 else "", res.form.name if i == 0 else "", e.name,
+                      _fmt(e.estimate, ".4f"), _fmt(e.se, ".4f"), _ival(e.ci, ".3f"), _ival(e.boot_ci, ".3f"),
+                      end_section=i == len(res.params) - 1)
+    console.print(t)
+    for res in results:
+        where = f"{res.form.name} [{_group_label(res.group)}]"
+        if not res.sign_ok:
+            console.print(f"  {where}: sign conditions ({res.form.describe_conditions(res.direction)}) violated: "
+                          + "; ".join(res.sign_violations), style="red")
+        for w in res.warnings:
+            console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow")
+
+
+def _short(g: dict[str, str]) -> str:
+    return "/".join(g.values()) or "all"
+
+
+@app.command("forms")
+def forms_cmd(json_out: JsonOpt = False) -> None:
+    """List the law forms: name, formula, parameters and sign conditions."""
+    rows = []
+    for name, f in available_forms().items():
+        conds = {d: f.describe_conditions(d) for d in (("lower",) if f.fixed_direction else ("higher", "lower"))}
+        rows.append({"name": name, "formula": f.formula, "params": f.param_names, "intercept": f.intercept,
+                     "columns": f.columns, "sign_conditions": conds, "reference": f.reference})
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Law forms (append +1 for an intercept, +0 for none)")
+    for col in ("name", "formula", "params", "needs", "sign conditions (higher / lower is better)"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["formula"], ", ".join(r["params"]), ", ".join(r["columns"]),
+                      " / ".join(r["sign_conditions"].values()))
+    console.print(table)
+
+
+@app.command("fit")
+def fit_cmd(
+    data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
+    group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
+    d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0, robust: RobustOpt = False, bootstrap: BootOpt = 1000,
+    cluster: ClusterOpt = "model", seed: SeedOpt = 0, drop_invalid: DropOpt = False, sigma: SigmaOpt = None,
+    summary: Annotated[bool, typer.Option("--summary", help="Print the full text summary of every fit.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fit compression laws to a results table, one per group, with bootstrap intervals and diagnostics."""
+    ld, results = _fits(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
+                        bootstrap, cluster, seed, drop_invalid)
+    decisions = [(res, critical_ratio(Law.from_fit(res), s)) for res in results for s in (sigma or [])
+                 if res.form.term("compression") is not None and res.form.compression_effect == "harm"]
+    if json_out:
+        out = {"source": ld.source, "dropped": ld.dropped, "fits": [r.to_dict() for r in results],
+               "critical": [{"form": r.form.name, "group": r.group, **d.to_dict()} for r, d in decisions]}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    render_fits(results)
+    if summary:
+        for res in results:
+            console.print(res.summary(), highlight=False)
+    _render_critical(decisions)
+    _print_dropped(ld, results)
+
+
+def _render_critical(decisions) -> None:
+    if not decisions:
+        return
+    t = Table(title="Critical compression ratio")
+    for col in ("group", "form", "σ", "r_crit", "interval", "regime"):
+        t.add_column(col)
+    for res, d in decisions:
+        t.add_row(_short(res.group), res.form.name, _fmt(d.extra["sigma"]), _fmt(d.value, ".4f"),
+                  _ival(d.interval, ".4f"), d.regime)
+    console.print(t)
+
+
+@app.command("validate")
+def validate_cmd(
+    data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
+    scheme: Annotated[list[str] | None, typer.Option(
+        "--scheme", help=f"Validation scheme(s): {', '.join(SCHEMES)} or all (default).")] = None,
+    group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
+    d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0, robust: RobustOpt = False, drop_invalid: DropOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Held-out validation: fit without a model / ratio / method (or the largest model) and predict it."""
+    ld = _load(data, pairs, mapping, table)
+    schemes = list(SCHEMES) if not scheme or "all" in scheme else scheme
+    by = _groups(ld, group)
+    out = []
+    for key, sub in ld.groups(by):
+        for f in form or ["sengupta2025"]:
+            for s in schemes:
+                if s == "leave-one-method-out" and "method" in by:
+                    continue  # each group holds one method
+                try:
+                    out.append(validate(sub, f, s, direction=direction, group=key, unit=DUnit(d_unit, d_scale, eps),
+                                        robust=robust, drop_invalid=drop_invalid))
+                except ComplawError as err:
+                    if not (scheme and s in scheme):
+                        continue  # a scheme the table cannot support, not asked for by name
+                    raise err
+    if not out:
+        raise ComplawError(f"{ld.source}: no validation scheme applies (needs model, N, r or method columns)")
+    if json_out:
+        typer.echo(json.dumps([v.to_dict() for v in out], indent=2))
+        return
+    t = Table(title="Held-out validation (absolute relative error on held-out rows)")
+    for col in ("group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"):
+        t.add_column(col)
+    for v in out:
+        color = {"good": "green", "usable": "yellow", "unreliable": "red"}.get(v.rating, "white")
+        t.add_row(_short(v.group), v.form, v.scheme, str(len(v.folds)), str(v.n_test),
+                  _fmt(v.median_are, ".2%"), _fmt(v.max_are, ".2%"), f"[{color}]{v.rating}[/{color}]")
+    console.print(t)
+    skipped = [(v, f) for v in out for f in v.folds if f.skipped]
+    for v, f in skipped:
+        console.print(f"  fold {f.held_out} of {v.scheme} skipped: {f.skipped}", style="yellow")
+
+
+def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap, cluster,
+          seed, drop_invalid, alpha, beta, gamma) -> list[tuple[dict[str, str], Law]]:
+    """Laws from a table (fitted per group) or from parameters given on the command line."""
+    if data is not None:
+        _, results = _fits(data, pairs, mapping, table, form or ["sengupta2025"], group, direction, d_unit,
+                           d_scale, eps, robust, bootstrap, cluster, seed, drop_invalid)
+        return [({**r.group, "form": r.form.name}, Law.from_fit(r)) for r in results]
+    if beta is None:
+        raise ComplawError("give a results table to fit, or the law's parameters (--alpha, --beta, --gamma)")
+    name = (form or ["sengupta2025"])[0]
+    law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale, eps),
+                          alpha=alpha if alpha is not None else 1.0, beta=beta,
+                          gamma=gamma if gamma is not None else 0.0)
+    return [({"form": law.form.name}, law)]
+
+
+AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α (base-metric exponent), to skip fitting.")]
+BetaOpt = Annotated[float | None, typer.Option("--beta", help="β (compression exponent), to skip fitting.")]
+GammaOpt = Annotated[float | None, typer.Option("--gamma", help="γ (recovery exponent), to skip fitting.")]
+SpeedBOpt = Annotated[float | None, typer.Option("--speed-b", help="Speed-law exponent b (talk: -0.67).")]
+
+
+@app.command("critical")
+def critical_cmd(
+    data: DataArg = None, pairs: PairsArg = None, sigma: SigmaOpt = None,
+    r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) at which to give the minimum RFT data.")] = None,
+    alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None, speed_b: SpeedBOpt = None,
+    mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
+    table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
+    robust: RobustOpt = False, bootstrap: BootOpt = 1000, cluster: ClusterOpt = "model", seed: SeedOpt = 0,
+    drop_invalid: DropOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Critical compression ratio r_crit(σ) and minimum RFT data D_min(r, σ), from a table or from parameters."""
+    laws = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap,
+                 cluster, seed, drop_invalid, alpha, beta, gamma)
+    sigmas = sigma or [0.8, 0.9]
+    rows = []
+    for key, law in laws:
+        for s in sigmas:
+            rows.append({"group": key, **critical_ratio(law, s).to_dict()})
+            for x in r or []:
+                rows.append({"group": key, **min_rft_data(law, x, s).to_dict()})
+    speed = speed_law(speed_b) if speed_b is not None else None
+    if speed is not None:
+        rows += [{"group": {"form": "speed"}, **speedup(speed, x).to_dict()} for x in (r or [0.3, 0.6])]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title="Decisions")
+    for col in ("law", "decision", "σ", "r", "value", "interval", "reading"):
+        t.add_column(col)
+    for row in rows:
+        value = row["value"]
+        shown = "∞" if value is None and row["regime"] == "unreachable" else _fmt(value, ".4g")
+        reading = row["message"]
+        if row.get("share_unreachable"):
+            reading += f" (unreachable in {row['share_unreachable']:.0%} of bootstrap draws)"
+        t.add_row(_short(row["group"]), row["name"], _fmt(row.get("sigma")), _fmt(row.get("r")), shown,
+                  _ival(row["interval"]), reading)
+    console.print(t)
+
+
+@app.command("speedup")
+def speedup_cmd(
+    data: DataArg = None, pairs: PairsArg = None,
+    r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) to evaluate.")] = None,
+    b: Annotated[float | None, typer.Option("--b", help="Speed-law exponent b, to skip fitting.")] = None,
+    mapping: MapOpt = None, group: GroupOpt = None, table: TableOpt = None, bootstrap: BootOpt = 1000,
+    cluster: ClusterOpt = "model", seed: SeedOpt = 0, drop_invalid: DropOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Expected speedup at given ratios from a speed law S = S0^a (1+r)^b (fitted from S, S0, r columns)."""
+    if data is not None:
+        ld = _load(data, pairs, mapping, table)
+        by = [g for g in _groups(ld, group) if g != "metric"]
+        results = fit_groups(ld, "speed", group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
+                             drop_invalid=drop_invalid)
+        laws = [(res.group, Law.from_fit(res)) for res in results]
+    elif b is not None:
+        laws = [({}, speed_law(b))]
+    else:
+        raise ComplawError("give a results table with S, S0 and r columns, or the exponent with --b")
+    rows = [{"group": g, **speedup(law, x).to_dict(), "b": law.params["b"]}
+            for g, law in laws for x in (r or [0.1, 0.3, 0.5, 0.7, 0.9])]
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    t = Table(title="Speed law S = S0^a (1+r)^b")
+    for col in ("group", "b", "r", "speedup", "interval", "runtime ×"):
+        t.add_column(col, justify="right")
+    for row in rows:
+        t.add_row(_short(row["group"]), _fmt(row["b"], ".3f"), _fmt(row["r"]), f"{row['value']:.3f}×",
+                  _ival(row["interval"], ".3f"), _fmt(row["runtime_ratio"], ".3f"))
+    console.print(t)
+
+
+@app.command("plan")
+def plan_cmd(
+    data: DataArg = None, pairs: PairsArg = None,
+    sigma: Annotated[float | None, typer.Option("--sigma", "-s", help="Target retention: minimise cost.")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", help="Cost budget: maximise retention.")] = None,
+    rft_price: Annotated[float, typer.Option(help="Cost per raw unit of D.")] = 1.0,
+    compression_cost: Annotated[float, typer.Option(help="Cost of compressing (paid when r > 0).")] = 0.0,
+    serving_volume: Annotated[float, typer.Option(help="Requests (or tokens) to be served.")] = 0.0,
+    base_runtime_s: Annotated[float, typer.Option(help="Dense-model runtime per request, seconds.")] = 1.0,
+    price_per_s: Annotated[float, typer.Option(help="Serving cost per second of runtime.")] = 1.0,
+    speed_b: SpeedBOpt = None,
+    r_max: Annotated[float, typer.Option(help="Largest ratio considered.")] = 0.95,
+    r_step: Annotated[float, typer.Option(help="Ratio grid step.")] = 0.01,
+    d_max: Annotated[float | None, typer.Option(help="Largest D considered (raw units; default 1000 law units).")] = None,
+    alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None,
+    mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
+    table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
+    robust: RobustOpt = False, bootstrap: BootOpt = 200, cluster: ClusterOpt = "model", seed: SeedOpt = 0,
+    drop_invalid: DropOpt = False,
+    frontier: Annotated[int, typer.Option(help="Frontier points to print (0: none).")] = 12,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cheapest (r, D) that keeps retention ≥ σ, or the best retention within a budget, with the Pareto frontier."""
+    laws = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap,
+                 cluster, seed, drop_invalid, alpha, beta, gamma)
+    cost = CostModel(rft_price, compression_cost, serving_volume, base_runtime_s, price_per_s)
+    speed = speed_law(speed_b) if speed_b is not None else None
+    plans: list[tuple[dict, Plan]] = [(key, plan(law, sigma=sigma, budget=budget, cost=cost, speed=speed,
+                                               r_max=r_max, r_step=r_step, d_max=d_max)) for key, law in laws]
+    if json_out:
+        typer.echo(json.dumps([{"group": k, **p.to_dict()} for k, p in plans], indent=2, default=float))
+        return
+    for key, p in plans:
+        t = Table(title=f"Plan ({p.mode}, target {p.target:g}) — {_group_label(key)}")
+        for col in ("", "r", "D", "retention", "cost", "speedup"):
+            t.add_column(col, justify="right")
+        if p.optimum:
+            o = p.optimum
+            t.add_row("optimum", _fmt(o["r"], ".2f"), _fmt(o["D"]), _fmt(o["retention"], ".4f"), _fmt(o["cost"]),
+                      f"{o['speedup']:.3f}×")
+            if p.intervals:
+                iv = p.intervals
+                t.add_row("interval", _ival(iv.get("r"), ".2f"), _ival(iv.get("D")), _ival(iv.get("retention"), ".4f"),
+                          _ival(iv.get("cost")), "")
+        console.print(t)
+        for n in p.notes:
+            console.print("  note: " + n, style="yellow")
+        if frontier and len(p.frontier):
+            f = Table(title="Pareto frontier (cost vs retention)")
+            for col in ("r", "D", "retention", "cost"):
+                f.add_column(col, justify="right")
+            idx = sorted(set(int(i) for i in
+                             __import__("numpy").linspace(0, len(p.frontier) - 1, min(frontier, len(p.frontier)))))
+            for i in idx:
+                row = p.frontier.iloc[i]
+                f.add_row(_fmt(row["r"], ".2f"), _fmt(row["D"]), _fmt(row["retention"], ".4f"), _fmt(row["cost"]))
+            console.print(f)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Where to write the demo's JSON results.")] = Path("reports/demo"),
+) -> None:
+    """The main job on the bundled example table: fit the laws per method and metric, validate, decide."""
+    from complaw.data import example_table_path
+
+    path = example_table_path()
+    console.rule(f"complaw demo — law engine on {path.name}")
+    fit_cmd(data=path, form=["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"], d_unit="M-tokens",
+            bootstrap=1000, sigma=[0.8, 0.9])
+    validate_cmd(data=path, form=["sengupta2025"], scheme=["all"], d_unit="M-tokens")
+    critical_cmd(data=path, group="method,metric", sigma=[0.8], r=[0.1, 0.2, 0.3], d_unit="M-tokens",
+                 bootstrap=1000)
+    speedup_cmd(data=path, mapping=["S=latency_s", "S0=base_latency_s"], group="method", r=[0.3, 0.6])
+    out.mkdir(parents=True, exist_ok=True)
+    ld = load_results(path)
+    results = fit_groups(ld, ["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"],
+                         unit=DUnit("M-tokens"), bootstrap=200)
+    (out / "fits.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
+    compare(results).to_csv(out / "comparison.csv", index=False)
+    console.print(f"\nwrote {out / 'fits.json'} and {out / 'comparison.csv'}")

@@ -1,0 +1,318 @@
+"""Reading result tables for the law engine: files, column mapping, metric direction, validation.
+
+Users' tables come with their own column names; a mapping such as ``L=value L0=base r=ratio
+D=rft_samples`` renames them to the law variables below. Every check names the input, what is wrong and
+what would be right (:class:`~complaw.errors.ComplawError`); nothing is silently dropped — rows the
+engine sets aside (failed experiments, or invalid rows under ``drop_invalid``) are counted and reported.
+
+    >>> data = load_results("results.csv", mapping={"L": "acc", "L0": "base_acc", "r": "ratio"})
+    >>> frame, dropped = data.rows_for(get_form("sengupta2025-L0-r"))
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from complaw.errors import ComplawError
+from complaw.laws.forms import DIRECTIONS, HIGHER, LOWER, LawForm
+
+#: The law variables a table can provide, with what they mean.
+VARIABLES: dict[str, str] = {
+    "L": "metric after compression (and RFT)",
+    "L0": "the same metric of the uncompressed base model",
+    "r": "compression ratio in [0, 1) (the method's own setting)",
+    "D": "recovery fine-tuning data, in the unit given to the fit",
+    "S": "runtime (latency) of the compressed model",
+    "S0": "runtime of the uncompressed base model",
+    "model": "base-model id (bootstrap cluster; leave-one-model-out)",
+    "method": "compression method (laws are fitted per method by default)",
+    "metric": "metric/task name (laws are fitted per metric by default)",
+    "direction": "metric direction per row: higher or lower (is better)",
+    "N": "base-model size in parameters (fit-small-predict-largest)",
+}
+NUMERIC = ("L", "L0", "r", "D", "S", "S0", "N")
+POSITIVE = ("L", "L0", "S", "S0", "N")  # used under a log, or a size
+
+_HIGHER_WORDS = ("acc", "accuracy", "f1", "exact", "score", "bleu", "rouge", "retention", "speedup", "mcc")
+_LOWER_WORDS = ("loss", "ppl", "perplexity", "nll", "ce", "cross_entropy", "error", "latency", "runtime", "time")
+_DIRECTION_ALIASES = {
+    "higher": HIGHER, "higher_is_better": HIGHER, "max": HIGHER, "up": HIGHER, "+": HIGHER,
+    "lower": LOWER, "lower_is_better": LOWER, "min": LOWER, "down": LOWER, "-": LOWER,
+}
+_OK_STATUS = ("success", "ok", "done", "")
+
+
+def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
+    """Read CSV/TSV, Parquet, JSON Lines, JSON records or a SQLite table into a DataFrame."""
+    p = Path(path)
+    if not p.is_file():
+        raise ComplawError(f"{p}: no such file; give a CSV, Parquet, JSONL or SQLite file of results")
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
+    try:
+        if suffix in (".csv", ".csv.gz", ".txt"):
+            return pd.read_csv(p)
+        if suffix in (".tsv", ".tsv.gz"):
+            return pd.read_csv(p, sep="\t")
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        if suffix in (".jsonl", ".ndjson", ".jsonl.gz"):
+            return pd.read_json(p, lines=True)
+        if suffix == ".json":
+            return pd.read_json(p)
+        if suffix in (".db", ".sqlite", ".sqlite3"):
+            return _read_sqlite(p, table)
+    except ComplawError:
+        raise
+    except ImportError as err:
+        raise ComplawError(f"{p}: reading {suffix} needs an optional package ({err.name}); "
+                           "pip install 'complaw[parquet]'") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, sqlite3.Error, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ComplawError(f"{p}: could not be read as {suffix.lstrip('.')} ({first})") from None
+    raise ComplawError(
+        f"{p}: unknown file type {suffix!r}; use .csv, .tsv, .parquet, .jsonl, .json or .db/.sqlite"
+    )
+
+
+def _read_sqlite(path: Path, table: str | None) -> pd.DataFrame:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")]
+        if table is None:
+            if len(tables) != 1:
+                raise ComplawError(
+                    f"{path}: holds {len(tables)} tables ({', '.join(tables) or 'none'}); name one with --table"
+                )
+            table = tables[0]
+        if table not in tables:
+            raise ComplawError(f"{path}: no table {table!r}; tables are {', '.join(tables) or 'none'}")
+        # The name was checked against sqlite_master, so quoting it is safe.
+        quoted = '"' + table.replace('"', '""') + '"'
+        return pd.read_sql_query(f"SELECT * FROM {quoted}", con)
+    finally:
+        con.close()
+
+
+def parse_mapping(items: list[str] | str | None) -> dict[str, str]:
+    """Parse ``["L=value", "L0=base r=ratio", "D=rft,model=name"]`` into ``{variable: column}``."""
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    for item in items:
+        for pair in str(item).replace(",", " ").split():
+            key, sep, column = pair.partition("=")
+            if not sep or not key or not column:
+                raise ComplawError(f"--map {pair!r}: expected VARIABLE=COLUMN, e.g. L=accuracy")
+            if key not in VARIABLES:
+                raise ComplawError(
+                    f"--map {pair!r}: {key!r} is not a law variable; use one of {', '.join(VARIABLES)}"
+                )
+            out[key] = column
+    return out
+
+
+def normalise_direction(value) -> str:
+    key = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in _DIRECTION_ALIASES:
+        raise ComplawError(f"direction {value!r}: use 'higher' (accuracy-like) or 'lower' (loss-like)")
+    return _DIRECTION_ALIASES[key]
+
+
+def infer_direction(metric: str) -> str | None:
+    """Direction from a metric name (``acc_norm`` → higher, ``test_loss`` → lower), or None."""
+    words = str(metric).lower().replace("-", "_").replace("/", "_").split("_")
+    if any(w in _LOWER_WORDS for w in words):
+        return LOWER
+    if any(w in _HIGHER_WORDS for w in words):
+        return HIGHER
+    return None
+
+
+@dataclass(frozen=True)
+class LawData:
+    """A results table in law variables, with what was set aside on the way.
+
+    Attributes:
+        frame: the rows, with law-variable columns (``L``, ``L0``, ``r``, …) plus the user's other columns.
+        source: where the rows came from (for messages).
+        dropped: rows set aside, by reason.
+        renamed: law variable → the user's column it came from (for messages).
+    """
+
+    frame: pd.DataFrame
+    source: str = "table"
+    dropped: dict[str, int] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    def label(self, variable: str) -> str:
+        """How to name a column in a message: ``'r' (column 'ratio')``."""
+        col = self.renamed.get(variable)
+        return f"{variable!r} (column {col!r})" if col and col != variable else repr(variable)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def groups(self, by: list[str]) -> list[tuple[dict[str, str], LawData]]:
+        """Split into one LawData per combination of the ``by`` columns (all rows when ``by`` is empty)."""
+        for col in by:
+            if col not in self.frame.columns:
+                raise ComplawError(
+                    f"--group {col!r}: no such column in {self.source}; columns are {', '.join(map(str, self.frame.columns))}"
+                )
+        if not by:
+            return [({}, self)]
+        out = []
+        for key, sub in self.frame.groupby(by, sort=True, dropna=False):
+            key = key if isinstance(key, tuple) else (key,)
+            out.append(({c: str(k) for c, k in zip(by, key, strict=True)},
+                        LawData(sub.reset_index(drop=True), self.source, dict(self.dropped), self.renamed)))
+        return out
+
+    def direction(self, given: str | None = None) -> str:
+        """The one metric direction of these rows: given, from a ``direction`` column, or from ``metric``."""
+        if given is not None:
+            return normalise_direction(given)
+        if "direction" in self.frame.columns:
+            found = {normalise_direction(v) for v in self.frame["direction"].dropna().unique()}
+        elif "metric" in self.frame.columns:
+            found = set()
+            for m in self.frame["metric"].dropna().unique():
+                d = infer_direction(m)
+                if d is None:
+                    raise ComplawError(
+                        f"metric {m!r}: cannot tell whether higher or lower is better; "
+                        "pass --direction higher|lower or add a direction column"
+                    )
+                found.add(d)
+        else:
+            raise ComplawError(
+                f"{self.source}: metric direction unknown; pass --direction higher|lower "
+                "or provide a direction (or metric) column"
+            )
+        if len(found) != 1:
+            raise ComplawError(
+                f"{self.source}: rows mix higher- and lower-is-better metrics; group by metric (--group metric)"
+            )
+        return found.pop()
+
+    def rows_for(self, form: LawForm, *, drop_invalid: bool = False, need_target: bool = True):
+        """The rows usable by ``form``: columns present, numeric, finite, in range.
+
+        Returns:
+            ``(frame, dropped)``: the checked rows (law columns as floats) and the counts set aside here.
+
+        Raises:
+            ComplawError: for a missing column, or (unless ``drop_invalid``) any invalid cell.
+        """
+        needed = [c for c in form.columns if need_target or c != form.target]
+        missing = [c for c in needed if c not in self.frame.columns]
+        if missing:
+            have = ", ".join(map(str, self.frame.columns))
+            raise ComplawError(
+                f"{self.source}: form {form.name} needs column {missing[0]!r} ({VARIABLES.get(missing[0], '')}); "
+                f"columns are {have}; map one with --map {missing[0]}=COLUMN"
+            )
+        frame = self.frame.copy()
+        bad = np.zeros(len(frame), dtype=bool)
+        reasons: dict[str, int] = {}
+        for col in needed:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            raw = frame[col]
+            nonnum = values.isna() & raw.notna() & ~raw.astype(str).str.strip().str.lower().isin(["nan", "", "none"])
+            checks = [
+                (nonnum, "is not a number", "every cell must be a number"),
+                (values.isna() & ~nonnum, "is empty (NaN)", "fill it or pass --drop-invalid"),
+                (np.isinf(values.fillna(0.0)), "is infinite", "every cell must be finite"),
+            ]
+            if col in POSITIVE:
+                checks.append((values <= 0, "is ≤ 0", "values under a log must be > 0"))
+            if col == "r":
+                checks.append(((values < 0) | (values >= 1), "lies outside [0, 1)", "ratios lie in [0, 1)"))
+            if col == "D":
+                checks.append((values < 0, "is negative", "recovery data D must be ≥ 0"))
+            for mask, what, fix in checks:
+                mask = np.asarray(mask.fillna(False) if hasattr(mask, "fillna") else mask, dtype=bool) & ~bad
+                if mask.any():
+                    if not drop_invalid:
+                        row = int(np.flatnonzero(mask)[0])
+                        cell = raw.iloc[row]
+                        raise ComplawError(
+                            f"{self.source}: {self.label(col)} {what} in {int(mask.sum())} row(s), first data row "
+                            f"{row + 1} (value {cell!r}); {fix}"
+                        )
+                    reasons[f"{col} {what}"] = reasons.get(f"{col} {what}", 0) + int(mask.sum())
+                    bad |= mask
+            frame[col] = values
+        frame = frame.loc[~bad].reset_index(drop=True)
+        return frame, reasons
+
+
+def load_results(
+    source,
+    *,
+    mapping: dict[str, str] | list[str] | str | None = None,
+    table: str | None = None,
+) -> LawData:
+    """Load a results table (path or DataFrame) and rename its columns to law variables.
+
+    Rows whose ``status`` column says the experiment did not succeed are set aside and counted.
+
+    Args:
+        source: a path (CSV/TSV/Parquet/JSONL/JSON/SQLite) or a pandas DataFrame.
+        mapping: law variable → the table's column, e.g. ``{"L": "acc", "r": "ratio"}`` (or ``"L=acc r=ratio"``).
+        table: the table to read from a SQLite file with several.
+    """
+    if isinstance(mapping, (list, str)):
+        mapping = parse_mapping(mapping)
+    mapping = dict(mapping or {})
+    if isinstance(source, pd.DataFrame):
+        frame, name = source.copy(), "table"
+    else:
+        frame, name = read_table(source, table), str(source)
+    frame.columns = [str(c) for c in frame.columns]
+    for var, col in mapping.items():
+        if var not in VARIABLES:
+            raise ComplawError(f"--map {var}={col}: {var!r} is not a law variable; use one of {', '.join(VARIABLES)}")
+        if col not in frame.columns:
+            raise ComplawError(
+                f"--map {var}={col}: {name} has no column {col!r}; columns are {', '.join(frame.columns)}"
+            )
+    # A mapped column replaces any same-named column the table already had.
+    targets = set(mapping)
+    frame = frame.drop(columns=[c for c in targets if c in frame.columns and mapping[c] != c])
+    frame = frame.rename(columns={col: var for var, col in mapping.items()})
+    frame = frame.loc[:, ~frame.columns.duplicated()]
+    dropped: dict[str, int] = {}
+    if "status" in frame.columns:
+        ok = frame["status"].fillna("").astype(str).str.strip().str.lower().isin(_OK_STATUS)
+        if (~ok).any():
+            dropped["status is not success"] = int((~ok).sum())
+        frame = frame.loc[ok].reset_index(drop=True)
+    if frame.empty:
+        raise ComplawError(f"{name}: no rows to fit" + (" (every row's status is not success)" if dropped else ""))
+    return LawData(frame.reset_index(drop=True), name, dropped, mapping)
+
+
+def as_law_data(source, **kwargs) -> LawData:
+    return source if isinstance(source, LawData) else load_results(source, **kwargs)
+
+
+def check_directions(direction: str | None) -> str | None:
+    if direction is None:
+        return None
+    d = normalise_direction(direction)
+    assert d in DIRECTIONS
+    return d
+
+
+def finite(x: float) -> bool:
+    return x is not None and math.isfinite(x)
