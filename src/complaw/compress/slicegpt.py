@@ -1,0 +1,534 @@
+"""SliceGPT (Ashkboos et al., ICLR 2024): calibration-based slicing of the residual stream.
+
+The recipe, top to bottom (SPEC §3.2):
+
+1. **Fuse** every RMSNorm scale into the linears that read the norm's output (q/k/v, gate/up, LM head),
+   untie the LM head from the embeddings (clone), and replace every norm by a weightless :class:`RMSN`.
+   The function is unchanged, and the residual stream may now be rotated by any orthogonal Q.
+2. **Rotate and slice, layer by layer** on calibration activations: PCA (float64, damped ``eigh``) of the
+   embedding output gives Q_0; the embeddings are rotated by Q_0 and sliced to k columns. For each layer,
+   q/k/v read the rotated-and-sliced input; PCA of the mid-block residual gives the attention output's Q;
+   PCA of the layer output gives the MLP output's Q. Every residual connection gets a k x k shortcut
+   ``Q_in[:, :k]^T Q_out[:, :k]``. Layer l's signals are computed with layers < l already sliced.
+3. The LM head is rotated (sliced only with ``slice_head=True``).
+
+Widths: k = floor((1 - ratio) * D) rounded down to a multiple of ``round_to``. The real parameter change
+is much smaller than ``ratio`` (two k x k shortcuts per layer; a forced V x D head on tied-embedding
+models, which can make them *larger*) and is always reported.
+
+    >>> model, record = compress(model, "slicegpt", ratio=0.3, calibration="calib.txt", tokenizer=tok)
+    >>> save_sliced(model, "out/llama-slicegpt-0.3", record=record, tokenizer=tok)
+    >>> model = complaw.load("out/llama-slicegpt-0.3")      # not from_pretrained: see models/sliced.py
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from complaw.compress.registry import check_ratio, count_parameters, register_method
+from complaw.errors import ComplawError
+from complaw.models.adapters import FamilyAdapter, get_adapter
+from complaw.models.io import register_loader
+from complaw.models.io import save as io_save
+from complaw.models.sliced import (
+    LayerDims,
+    SlicedDecoderLayer,
+    SliceStructure,
+    load_sliced,
+    rename_weights,
+    replace_with_sliced_layers,
+    rms_eps,
+    untie_config,
+)
+
+log = logging.getLogger(__name__)
+
+ROTATIONS = ("pca", "random")
+DAMPING = 0.01  # fraction of mean(diag H) added to H's diagonal before eigh (reference SliceGPT value)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Calibration data
+
+
+def _read_texts(source: str | Path, text_field: str) -> list[str]:
+    """Texts of a .txt (paragraphs split at blank lines), .jsonl or .json file, or ``hf:NAME[:CONFIG][:SPLIT]``."""
+    text = str(source)
+    if text.startswith("hf:"):
+        parts = text[3:].split(":")
+        name, config = parts[0], (parts[1] or None) if len(parts) > 1 else None
+        split = parts[2] if len(parts) > 2 else "train"
+        try:
+            import datasets
+
+            ds = datasets.load_dataset(name, config, split=split)
+        except Exception as exc:  # hub unreachable, unknown name: one line for the user
+            raise ComplawError(f"calibration {text!r}: could not load the dataset ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        if text_field not in ds.column_names:
+            raise ComplawError(f"calibration {text!r}: no column {text_field!r}; columns are {ds.column_names}")
+        return [t for t in ds[text_field] if t and t.strip()]
+    path = Path(source)
+    if not path.is_file():
+        raise ComplawError(
+            f"calibration {text!r}: no such file; give a .txt/.jsonl/.json path, 'hf:NAME[:CONFIG][:SPLIT]', "
+            "a list of texts, or nothing for the zoo's calibration split"
+        )
+    if path.suffix == ".txt":
+        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n")]
+        return [p for p in paragraphs if p]
+    if path.suffix in (".jsonl", ".json"):
+        raw = path.read_text(encoding="utf-8")
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()] if path.suffix == ".jsonl" \
+            else json.loads(raw)
+        texts = []
+        for row in rows:
+            if isinstance(row, str):
+                texts.append(row)
+            elif isinstance(row, dict) and text_field in row:
+                texts.append(str(row[text_field]))
+            else:
+                raise ComplawError(f"calibration {path}: each row must be a string or have a {text_field!r} field")
+        return [t for t in texts if t.strip()]
+    raise ComplawError(f"calibration {path}: unsupported file type {path.suffix!r}; use .txt, .jsonl or .json")
+
+
+def _default_texts() -> list[str]:
+    try:
+        from complaw.zoo import load_split
+    except ImportError:
+        raise ComplawError(
+            "calibration: no data given and the bundled zoo is not available; pass calibration=PATH or a list of texts"
+        ) from None
+    split = load_split("calibration")
+    return [t if isinstance(t, str) else t["text"] for t in split]
+
+
+def _tokenizer_for(model: nn.Module, tokenizer: Any):
+    if tokenizer is not None:
+        return tokenizer
+    name = getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "")
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(name)
+    except Exception:
+        raise ComplawError(
+            f"calibration: texts need a tokenizer and none was found for model {name!r}; pass tokenizer=..."
+        ) from None
+
+
+def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer: Any = None,
+                        samples: int = 128, seqlen: int = 2048, batch_size: int = 8, seed: int = 0,
+                        text_field: str = "text") -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
+    """N x T calibration windows as ``[(input_ids, attention_mask), ...]`` batches, plus a description.
+
+    Args:
+        model: the model (its tokenizer is found from ``config._name_or_path`` unless ``tokenizer`` is given).
+        calibration: ``None`` (the zoo's calibration split), a list of texts, a path to a .txt/.jsonl/.json
+            file, ``hf:NAME[:CONFIG][:SPLIT]`` (a datasets id), or a LongTensor of token ids (N x T).
+        samples: number of windows N (fewer when the data is short).
+        seqlen: window length T in tokens (capped at ``config.max_position_embeddings``).
+        batch_size: windows per forward pass.
+        seed: which windows are drawn.
+        text_field: the text column of .jsonl/.json/hf sources.
+    """
+    if samples < 1 or seqlen < 1 or batch_size < 1:
+        raise ComplawError(
+            f"calibration_samples={samples}, calibration_seqlen={seqlen}, batch size={batch_size}: all must be >= 1"
+        )
+    max_pos = getattr(model.config, "max_position_embeddings", None)
+    if max_pos:
+        seqlen = min(seqlen, int(max_pos))
+    if isinstance(calibration, torch.Tensor):
+        ids = calibration.long()
+        if ids.dim() == 1:
+            ids = ids[None]
+        windows, source = ids[:samples], "token ids"
+        masks = torch.ones_like(windows)
+    else:
+        if calibration is None:
+            texts, source = _default_texts(), "zoo:calibration"
+        elif isinstance(calibration, (str, Path)):
+            texts, source = _read_texts(calibration, text_field), str(calibration)
+        elif isinstance(calibration, Sequence) and all(isinstance(t, str) for t in calibration):
+            texts, source = [t for t in calibration if t.strip()], f"{len(calibration)} texts"
+        else:
+            raise ComplawError(
+                f"calibration: unsupported value of type {type(calibration).__name__}; give a path, "
+                "a list of texts, 'hf:NAME', or a tensor of token ids"
+            )
+        tok = _tokenizer_for(model, tokenizer)
+        eos = getattr(tok, "eos_token_id", None)
+        stream: list[int] = []
+        for text in texts:
+            stream.extend(tok(text, add_special_tokens=False)["input_ids"])
+            if eos is not None:
+                stream.append(int(eos))
+        if not stream:
+            raise ComplawError(f"calibration {source}: no text to calibrate on")
+        flat = torch.tensor(stream, dtype=torch.long)
+        n_windows = len(stream) // seqlen
+        if n_windows == 0:  # shorter than one window: a single shorter sequence
+            windows = flat[None]
+        else:
+            chunks = flat[: n_windows * seqlen].view(n_windows, seqlen)
+            gen = torch.Generator().manual_seed(seed)
+            pick = torch.randperm(n_windows, generator=gen)[: min(samples, n_windows)].sort().values
+            windows = chunks[pick]
+        masks = torch.ones_like(windows)
+    tokens = int(masks.sum())
+    hidden = int(model.config.hidden_size)
+    if tokens < hidden:
+        raise ComplawError(
+            f"calibration {source}: {tokens} tokens are fewer than the hidden size {hidden}; the PCA needs at "
+            f"least as many tokens as dimensions; give more text or raise calibration_samples/calibration_seqlen"
+        )
+    batches = [(windows[i:i + batch_size], masks[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+    info = {"source": source, "sequences": int(windows.shape[0]), "seqlen": int(windows.shape[1]),
+            "tokens": tokens, "batch_size": batch_size}
+    return batches, info
+
+
+# ------------------------------------------------------------------------------------------------------
+# Step 1: fusing the norms (function unchanged)
+
+
+def _norm_scale(norm: nn.Module, where: str) -> torch.Tensor:
+    weight = getattr(norm, "weight", None)
+    if weight is None or getattr(norm, "bias", None) is not None:
+        raise ComplawError(f"{where}: SliceGPT needs RMSNorm with a scale and no bias, found {type(norm).__name__}")
+    return weight.detach()
+
+
+def _scale_inputs(linear: nn.Linear, scale: torch.Tensor) -> None:
+    """W <- W diag(scale): the linear now reads the un-scaled normalised input."""
+    w = linear.weight.data
+    linear.weight.data = (w.double() * scale.double().to(w.device)[None, :]).to(w.dtype)
+
+
+def fuse_norms(model: nn.Module) -> None:
+    """Fold every RMSNorm scale into the following linears, untie the head, swap norms for weightless RMSN.
+
+    After this the model computes the same function (exactly, up to rounding) with no norm weights left.
+    """
+    adapter = get_adapter(model)
+    for i, layer in enumerate(adapter.layers_of(model)):
+        if isinstance(layer, SlicedDecoderLayer):
+            raise ComplawError("model: already sliced by SliceGPT; compress the original model instead")
+        in_norm, post_norm = adapter.norms(layer)
+        g_in = _norm_scale(in_norm, f"layer {i} {adapter.input_norm}")
+        g_post = _norm_scale(post_norm, f"layer {i} {adapter.post_attn_norm}")
+        for lin in adapter.attn_linears(layer)[:3]:
+            _scale_inputs(lin, g_in)
+        for lin in adapter.mlp_linears(layer)[:2]:
+            _scale_inputs(lin, g_post)
+    head, emb = adapter.head(model), adapter.embedding(model)
+    if head.weight.data_ptr() == emb.weight.data_ptr():  # tied: the head gets its own copy
+        head.weight = nn.Parameter(head.weight.detach().clone())
+    untie_config(model)
+    _scale_inputs(head, _norm_scale(adapter.final_norm_of(model), "final norm"))
+    replace_with_sliced_layers(model)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Step 2: rotation and slicing
+
+
+def _rotate_inputs(linear: nn.Linear, q: torch.Tensor) -> None:
+    """W (out, D) <- W Q (out, k): the linear reads the rotated, sliced stream."""
+    w = linear.weight.data
+    linear.weight.data = (w.double() @ q.to(w.device)).to(w.dtype)
+    linear.in_features = q.shape[1]
+
+
+def _rotate_outputs(linear: nn.Linear, q: torch.Tensor) -> None:
+    """W (D, in) <- Q^T W (k, in), bias likewise: the linear writes the rotated, sliced stream."""
+    w = linear.weight.data
+    qd = q.to(w.device)
+    linear.weight.data = (qd.T @ w.double()).to(w.dtype)
+    if linear.bias is not None:
+        linear.bias.data = (linear.bias.data.double() @ qd).to(w.dtype)
+    linear.out_features = q.shape[1]
+
+
+def _pca(signals: list[torch.Tensor], masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (decreasing) and eigenvectors (columns) of the damped H = sum x^T x over real tokens."""
+    h = None
+    for x, m in zip(signals, masks, strict=True):
+        x = x.double() * m.to(x.device, torch.float64)[..., None]
+        x = x.reshape(-1, x.shape[-1])
+        h = x.T @ x if h is None else h.addmm_(x.T, x)
+    h.diagonal().add_(DAMPING * h.diagonal().mean())
+    eigvals, eigvecs = torch.linalg.eigh(h)
+    order = torch.argsort(eigvals, descending=True)
+    return eigvals[order], eigvecs[:, order]
+
+
+def _random_orthogonal(dim: int, generator: torch.Generator, device) -> torch.Tensor:
+    """A Haar-random orthogonal matrix (QR of a Gaussian with the sign fix)."""
+    g = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(g)
+    return (q * torch.sign(torch.diagonal(r))[None, :]).to(device)
+
+
+def sliced_width(dim: int, ratio: float, round_to: int) -> int:
+    """k = floor((1 - ratio) * dim), rounded down to a multiple of ``round_to``."""
+    if round_to < 1:
+        raise ComplawError(f"round_to={round_to}: must be a positive integer, e.g. 8")
+    k = math.floor((1.0 - ratio) * dim + 1e-9)
+    k -= k % round_to
+    if k < 1:
+        raise ComplawError(f"ratio {ratio} with round_to={round_to}: leaves no hidden dimension of {dim}; "
+                           "use a smaller ratio or round_to")
+    return k
+
+
+class _Recorder(nn.Module):
+    """Stands in for a decoder layer during one backbone pass and records what the layer would receive."""
+
+    def __init__(self, store: list) -> None:
+        super().__init__()
+        self.store = store
+
+    def forward(self, hidden_states, *args, **kwargs):
+        self.store.append((hidden_states, args, kwargs))
+        return hidden_states
+
+
+@torch.no_grad()
+def _record_layer_inputs(model: nn.Module, adapter: FamilyAdapter, batches) -> tuple[list, list[list[dict]]]:
+    """Run the backbone once per batch with every layer replaced by a recorder.
+
+    Returns the embedding outputs per batch and, per batch and layer, the keyword arguments the model
+    passes to that layer (causal/sliding mask, rotary cos/sin, position ids) — exactly what the family's
+    own forward builds, so no mask or rotary logic is re-implemented here.
+    """
+    layers = adapter.layers_of(model)
+    originals = list(layers)
+    embeddings, layer_kwargs = [], []
+    try:
+        for ids, mask in batches:
+            store: list = []
+            for i in range(len(layers)):
+                layers[i] = _Recorder(store)
+            device = adapter.embedding(model).weight.device
+            adapter.decoder(model)(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+            embeddings.append(store[0][0])
+            kws = []
+            for _, args, kwargs in store:
+                if args:
+                    raise RuntimeError("decoder layer received positional arguments besides hidden_states")
+                kws.append({k: v for k, v in kwargs.items() if k not in ("past_key_values", "use_cache")})
+            layer_kwargs.append(kws)
+    finally:
+        for i, layer in enumerate(originals):
+            layers[i] = layer
+    return embeddings, layer_kwargs
+
+
+@torch.no_grad()
+def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int = 8, slice_head: bool = False,
+                     rotation: str = "pca", seed: int = 0) -> tuple[SliceStructure, dict[str, float]]:
+    """Fuse norms, then rotate and slice the model in place, layer by layer (the SliceGPT algorithm).
+
+    Args:
+        model: a causal LM of a supported family (norms not yet fused).
+        batches: ``[(input_ids, attention_mask), ...]`` calibration batches.
+        ratio: slicing ratio; hidden widths become :func:`sliced_width` (D, ratio, round_to).
+        round_to: kept widths are multiples of this.
+        slice_head: also slice the LM head's input (otherwise the last layer writes the full width D).
+        rotation: ``"pca"`` (SliceGPT) or ``"random"`` (random orthogonal Q: the ablation).
+        seed: seed of the random rotations.
+
+    Returns:
+        The :class:`SliceStructure` and timings (forward passes, eigendecompositions).
+    """
+    adapter = get_adapter(model)
+    config = model.config
+    dim = int(config.hidden_size)
+    k = sliced_width(dim, ratio, round_to)
+    n_layers = len(adapter.layers_of(model))
+    gen = torch.Generator().manual_seed(seed)
+    timings = {"forward_s": 0.0, "pca_s": 0.0, "rotate_s": 0.0}
+
+    t0 = time.perf_counter()
+    xs, layer_kwargs = _record_layer_inputs(model, adapter, batches)
+    timings["forward_s"] += time.perf_counter() - t0
+    masks = [m.to(x.device) for (_, m), x in zip(batches, xs, strict=True)]
+    dtype = xs[0].dtype
+
+    fuse_norms(model)
+
+    def orientation(signals: list[torch.Tensor]) -> torch.Tensor:
+        t = time.perf_counter()
+        if rotation == "random":
+            q = _random_orthogonal(dim, gen, signals[0].device)
+        else:
+            q = _pca(signals, masks)[1]
+        timings["pca_s"] += time.perf_counter() - t
+        return q
+
+    def rotate(signals: list[torch.Tensor], q: torch.Tensor) -> list[torch.Tensor]:
+        return [(x.double() @ q).to(dtype) for x in signals]
+
+    # Embeddings: E (V, D) -> E Q0[:, :k]; the calibration stream follows.
+    q = orientation(xs)
+    emb = adapter.embedding(model)
+    emb.weight.data = (emb.weight.data.double() @ q[:, :k].to(emb.weight.device)).to(emb.weight.dtype)
+    emb.embedding_dim = k
+    xs = rotate(xs, q[:, :k])
+    structure = SliceStructure(hidden_size=dim, eps=rms_eps(config), embedding=k, slice_head=slice_head)
+    k_in = k
+
+    for idx, layer in enumerate(adapter.layers_of(model)):
+        q_in = q[:, :k_in]
+        k_out = k if (idx < n_layers - 1 or slice_head) else dim
+        wdtype = adapter.attn_linears(layer)[0].weight.dtype
+        for lin in adapter.attn_linears(layer)[:3]:
+            _rotate_inputs(lin, q_in)
+
+        # Mid-block residual in the original basis: the shortcut maps the sliced input back (k_in x D).
+        layer.attn_shortcut = nn.Parameter(q_in.T.to(wdtype).contiguous())
+        t = time.perf_counter()
+        mids = [layer.attention_block(x, **layer_kwargs[b][idx]) for b, x in enumerate(xs)]
+        timings["forward_s"] += time.perf_counter() - t
+        q_mid = orientation(mids)[:, :k]
+        layer.attn_shortcut = nn.Parameter((q_in.T @ q_mid).to(wdtype))
+        _rotate_outputs(adapter.attn_linears(layer)[3], q_mid)
+        for lin in adapter.mlp_linears(layer)[:2]:
+            _rotate_inputs(lin, q_mid)
+        mids = rotate(mids, q_mid)
+
+        # Layer output in the original basis, the MLP's shortcut mapping back (k x D).
+        layer.mlp_shortcut = nn.Parameter(q_mid.T.to(wdtype).contiguous())
+        t = time.perf_counter()
+        outs = [layer.mlp_block(m) for m in mids]
+        timings["forward_s"] += time.perf_counter() - t
+        del mids
+        q = orientation(outs)
+        q_out = q[:, :k_out]
+        layer.mlp_shortcut = nn.Parameter((q_mid.T @ q_out).to(wdtype))
+        _rotate_outputs(adapter.mlp_linears(layer)[2], q_out)
+        xs = rotate(outs, q_out)
+        del outs
+        structure.layers.append(LayerDims(attn_in=k_in, mid=k, out=k_out))
+        k_in = k_out
+
+    _rotate_inputs(adapter.head(model), q[:, :k_in])
+    structure.head = k_in
+    model.complaw_slicegpt = structure
+    return structure, timings
+
+
+# ------------------------------------------------------------------------------------------------------
+# The registered method
+
+
+@register_method("slicegpt", needs_calibration=True,
+                 description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)")
+def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
+             calibration_samples: int = 128, calibration_seqlen: int = 2048, calibration_batch_size: int = 8,
+             round_to: int = 8, slice_head: bool = False, rotation: str = "pca",
+             text_field: str = "text") -> tuple[nn.Module, dict[str, Any]]:
+    """SliceGPT the model in place.
+
+    Args:
+        model: a Llama/Mistral/Qwen2 causal LM (fp32 or bf16; fp16 overflows on Qwen).
+        ratio: slicing ratio s; the residual stream keeps floor((1-s) D) dims (rounded to ``round_to``).
+        seed: picks the calibration windows and the random rotations.
+        calibration: texts, a file path, ``hf:NAME[:CONFIG][:SPLIT]``, token ids, or None for the zoo split.
+        tokenizer: used to tokenise text calibration data (default: the model's own).
+        calibration_samples / calibration_seqlen: N sequences of T tokens (reference: 128 x 2048).
+        calibration_batch_size: sequences per forward pass.
+        round_to: kept widths are multiples of this (8 for tensor cores; 1 keeps every dim at ratio 0).
+        slice_head: slice the LM head's input too (default: rotate only).
+        rotation: "pca" (SliceGPT) or "random" (random orthogonal Q, an ablation).
+        text_field: text column of .jsonl/.json/hf calibration sources.
+
+    Returns:
+        ``(model, details)`` with the slicing structure, calibration summary, timings and the measured
+        ``param_reduction`` (warned about when it is not positive).
+    """
+    ratio = check_ratio(ratio)
+    if rotation not in ROTATIONS:
+        raise ComplawError(f"rotation {rotation!r}: must be one of {', '.join(ROTATIONS)}")
+    adapter = get_adapter(model)  # unsupported families fail here, with the supported list
+    rms_eps(model.config)
+    dim = int(model.config.hidden_size)
+    sliced_width(dim, ratio, round_to)  # validate before the expensive part
+    param_dtype = next(model.parameters()).dtype
+    if param_dtype == torch.float16:
+        warnings.warn("SliceGPT in float16 can overflow (Qwen especially); prefer bfloat16 or float32",
+                      stacklevel=2)
+    batches, calib = calibration_batches(
+        model, calibration, tokenizer=tokenizer, samples=calibration_samples, seqlen=calibration_seqlen,
+        batch_size=calibration_batch_size, seed=seed, text_field=text_field,
+    )
+    before = count_parameters(model)
+    was_training = model.training
+    model.eval()
+    structure, timings = rotate_and_slice(model, batches, ratio=ratio, round_to=round_to,
+                                          slice_head=slice_head, rotation=rotation, seed=seed)
+    model.train(was_training)
+    after = count_parameters(model)
+    reduction = (before - after) / before
+    if reduction <= 0:
+        msg = (f"SliceGPT at ratio {ratio}: the model grew by {-reduction:.1%} of its parameters "
+               f"({before} -> {after}): untying the LM head and the k x k shortcuts outweigh the slicing")
+        warnings.warn(msg, stacklevel=2)
+        log.warning(msg)
+    details = {
+        "kept_per_layer": [d.mid for d in structure.layers],
+        "hidden_size": dim,
+        "kept_hidden": structure.embedding,
+        "structure": structure.to_dict(),
+        "rotation": rotation,
+        "calibration": calib,
+        "param_reduction": reduction,
+        "params_before": before,
+        "params_after": after,
+        "family": adapter.model_type,
+        "timings": timings,
+    }
+    return model, details
+
+
+def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None) -> Path:
+    """Save a SliceGPT model: base-family config.json, ``slicegpt*.safetensors``, structure in complaw.json.
+
+    Load it back with ``complaw.load(path)``. ``from_pretrained(path)`` deliberately finds no
+    ``model.safetensors`` and fails: a plain HF model cannot hold the shortcut matrices and sliced widths.
+    """
+    structure = getattr(model, "complaw_slicegpt", None)
+    if structure is None:
+        raise ComplawError("model: not a SliceGPT model (no slicing structure); compress it with method 'slicegpt'")
+    extra = {"slicegpt": {
+        "structure": structure.to_dict(),
+        "base_config": model.config.to_dict(),
+        "note": "load with complaw.load(path); transformers' from_pretrained cannot rebuild a sliced model",
+    }}
+    out = io_save(model, path, record=record, tokenizer=tokenizer, fmt="slicegpt", extra=extra)
+    rename_weights(out)
+    return out
+
+
+def _load(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
+    from complaw.models.io import read_meta
+
+    model = load_sliced(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    model.complaw_slicegpt = SliceStructure.from_dict(read_meta(path)["slicegpt"]["structure"])
+    return model
+
+
+register_loader("slicegpt", _load)
