@@ -1,0 +1,160 @@
+"""CLI commands ``complaw compress`` and ``complaw methods``.
+
+Each command is a thin wrapper over a plain function (:func:`run_compress`, :func:`method_table`) that
+can be imported and tested without the CLI.
+
+    $ complaw compress zoo:llama-m --method prunenet --ratio 0.3 --out out/llama-m-pn-0.3
+    $ complaw compress ./my-model --method layer-drop --ratio 0.25 --option calibration=calib.txt --json
+    $ complaw methods
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from complaw.cli import app
+from complaw.errors import ComplawError
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["key=value", ...]`` -> dict; values are read as JSON when they parse (numbers, true/false,
+    null, lists), else kept as strings (paths, names)."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ComplawError(f"--option {item!r}: expected key=value, e.g. --option round_to=64")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _load_tokenizer(path: str):
+    """The tokenizer stored next to a local checkpoint, or None when there is none."""
+    if not Path(path).is_dir():
+        return None
+    if not any((Path(path) / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
+                 options: dict[str, Any] | None = None, dtype: str | None = None, device: str | None = None):
+    """Load ``model_id``, compress it with ``method`` at ``ratio``, optionally save it to ``out``.
+
+    Returns:
+        The :class:`~complaw.compress.CompressionRecord` (also written to ``out/complaw.json``).
+    """
+    import torch
+
+    from complaw.compress import compress, get_method
+    from complaw.models import load, save
+    from complaw.models.io import resolve_model_id
+
+    spec = get_method(method)  # fail on a typo before loading a big model
+    if dtype is not None and dtype not in _DTYPES:
+        raise ComplawError(f"--dtype {dtype!r}: must be one of {', '.join(_DTYPES)}")
+    options = dict(options or {})
+    accepted = [p for p in inspect.signature(spec.fn).parameters if p not in ("model", "ratio", "seed")]
+    for key in options:
+        if key not in accepted:
+            raise ComplawError(
+                f"--option {key}: method {method!r} takes no such option; it takes {', '.join(accepted) or 'none'}"
+            )
+    path = resolve_model_id(model_id)
+    tokenizer = _load_tokenizer(path)
+    if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
+        options["tokenizer"] = tokenizer
+    model = load(model_id, dtype=getattr(torch, dtype) if dtype else None, device=device)
+    model.eval()
+    model, record = compress(model, method, ratio, seed=seed, **options)
+    record.options.pop("tokenizer", None)
+    record.details["model"] = str(model_id)
+    if out is not None:
+        save(model, out, record=record, tokenizer=tokenizer, extra={"base_model": str(model_id)})
+        record.details["out"] = str(out)
+    return record
+
+
+def method_table() -> list[dict[str, Any]]:
+    """Name, calibration need and description of every registered method."""
+    from complaw.compress import available_methods
+
+    return [
+        {"name": s.name, "needs_calibration": s.needs_calibration, "description": s.description}
+        for s in available_methods().values()
+    ]
+
+
+def _print_record(record) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{record.method} at ratio {record.ratio}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    kept = record.kept_per_layer
+    kept_text = (f"{kept[0]} × {len(kept)} layers" if kept and len(set(kept)) == 1 else str(kept)) if kept else "-"
+    rows = [
+        ("method", record.method), ("ratio", f"{record.ratio:g}"), ("seed", str(record.seed)),
+        ("params before", f"{record.params_before:,}"), ("params after", f"{record.params_after:,}"),
+        ("param_reduction", f"{record.param_reduction:.4f}"), ("kept per layer", kept_text),
+        ("wall time (s)", f"{record.wall_time_s:.2f}"),
+        ("options", json.dumps(record.options, default=str) if record.options else "-"),
+    ]
+    for key, value in record.details.items():
+        if isinstance(value, (list, dict)) and len(json.dumps(value, default=str)) > 80:
+            value = json.dumps(value, default=str)[:77] + "..."
+        rows.append((key, str(value)))
+    for field, value in rows:
+        table.add_row(field, value)
+    Console().print(table)
+
+
+@app.command("compress")
+def compress_command(
+    model: str = typer.Argument(..., help="zoo:NAME, a local checkpoint directory, or a hub id."),
+    method: str = typer.Option("prunenet", "--method", "-m", help="Compression method (see `complaw methods`)."),
+    ratio: float = typer.Option(..., "--ratio", "-r", help="The method's compression ratio in [0, 1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for every random choice of the method."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Save the compressed model here (reloadable)."),
+    option: list[str] = typer.Option([], "--option", help="Method option key=value (repeatable), e.g. round_to=64."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Load in float32, bfloat16 or float16."),
+    device: str | None = typer.Option(None, "--device", help="Torch device, e.g. cuda (default cpu)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Compress a model and print (and optionally save) its compression record."""
+    record = run_compress(model, method, ratio, seed=seed, out=out, options=parse_options(option),
+                          dtype=dtype, device=device)
+    if as_json:
+        typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
+    else:
+        _print_record(record)
+
+
+@app.command("methods")
+def methods_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the registered compression methods."""
+    rows = method_table()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("method", "calibration", "description")
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["needs_calibration"] else "no", row["description"])
+    Console().print(table)

@@ -1,0 +1,450 @@
+"""PruneNet: calibration-free FFN pruning with a learned, ratio-independent row scorer.
+
+Sengupta et al., ICLR 2025 (SPEC §3.1). A small policy scores every row of a layer's ``gate_proj``
+weight ``W`` (n×d) with a keep probability ``α = sigmoid((W·Aᵀ + b)·u)``; one policy (A: n×d, b: n,
+u: n) is shared by all layers. It is trained with REINFORCE, with no data at all: the reward for a
+layer is ``1 / KS``, KS being the two-sample Kolmogorov–Smirnov statistic between the singular values
+of the original and of the pruned ``gate_proj``. The kept index set is then applied to the rows of
+``gate_proj`` and ``up_proj`` and the columns of ``down_proj`` of that layer (attention untouched), so
+the result is a standard checkpoint with ``intermediate_size = k`` (see :mod:`complaw.compress.ffn`).
+
+"You only prune once": the scores do not depend on the ratio, so one trained policy prunes at any
+ratio. Train once, prune many times::
+
+    >>> policy = train_policy(model, PruneNetConfig(episodes=20))    # or get_policy(): cached by model
+    >>> policy.save("llama-m.prunenet.safetensors")
+    >>> for r in (0.1, 0.3, 0.5):
+    ...     pruned, record = compress(copy.deepcopy(model), "prunenet", r, policy=policy)
+
+Through the registry (``compress(model, "prunenet", 0.3)``) the policy is trained on first use and
+cached in memory, keyed by a fingerprint of the model's gate weights and the training settings; pass
+``policy="file.safetensors"`` to reuse a policy across processes (trained and written there if the file
+does not exist yet).
+
+Differences from the reference code (SPEC §3.1 pitfalls), on purpose: the family comes from
+``config.model_type`` via the adapters; gradients are clipped *before* the optimiser step; singular
+values are computed in fp32 whatever the model's dtype, values only, once for the originals; the
+policy runs on whatever device the model is on; the pruned model's config is rewritten so it reloads;
+nothing is swallowed by a bare ``except``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from complaw.compress.ffn import ffn_size, kept_rows, slice_ffn_rows, topk_indices
+from complaw.compress.registry import register_method
+from complaw.errors import ComplawError, require
+from complaw.models.adapters import get_adapter
+
+SELECTIONS = ("sample", "topk")
+
+
+@dataclass(frozen=True)
+class PruneNetConfig:
+    """How a PruneNet policy is trained (saved with the policy; part of its cache key).
+
+    Attributes:
+        episodes: REINFORCE episodes; one episode is one pass over all layers (paper: ~10–20).
+        lr: AdamW learning rate (paper range 1e-4…1e-3).
+        weight_decay: AdamW weight decay.
+        train_ratio: the ratio at which k rows are sampled *during training*. The policy's scores do not
+            depend on it — only the number of rows drawn per step does — so a policy trained at 0.5 prunes
+            at any ratio. 0.5 sits in the middle of the 0.1…0.9 sweep: the reward sees both which rows
+            are kept and which are dropped in equal measure.
+        discount: reward of layer ``l`` is scaled by ``discount ** l``.
+        temperature: temperature of the relaxed-Bernoulli noise on the keep probabilities.
+        grad_clip: max gradient norm, applied before each optimiser step.
+        baseline: subtract a running per-layer mean of the reward (variance reduction; the expected
+            gradient is unchanged). ``False`` is the plain ``-R · Σ log p`` loss of the paper. Without a
+            baseline every reward is positive, so every kept row is pushed up and the keep
+            probabilities drift towards 1 together, which flattens the sampling distribution.
+        seed: seeds the policy's initialisation and all training noise.
+    """
+
+    episodes: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    train_ratio: float = 0.5
+    discount: float = 0.99
+    temperature: float = 1.0
+    grad_clip: float = 1.0
+    baseline: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(int(self.episodes) >= 1, f"episodes={self.episodes}: must be at least 1, e.g. 20")
+        require(self.lr > 0, f"lr={self.lr}: must be positive, e.g. 1e-3")
+        require(0.0 < self.train_ratio < 1.0, f"train_ratio={self.train_ratio}: must lie in (0, 1), e.g. 0.5")
+        require(0.0 < self.discount <= 1.0, f"discount={self.discount}: must lie in (0, 1], e.g. 0.99")
+        require(self.temperature > 0, f"temperature={self.temperature}: must be positive, e.g. 1.0")
+        require(self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive, e.g. 1.0")
+
+
+@dataclass
+class TrainingHistory:
+    """What training did: per-episode total (discounted) reward, the best episode, wall time."""
+
+    episode_rewards: list[float] = field(default_factory=list)
+    best_episode: int = -1
+    wall_time_s: float = 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Spectra and the KS reward
+# --------------------------------------------------------------------------------------------------
+def singular_values(weight: torch.Tensor) -> torch.Tensor:
+    """Singular values (values only) of ``weight`` in fp32 on its own device — never an SVD of bf16/fp16."""
+    return torch.linalg.svdvals(weight.detach().float())
+
+
+def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Two-sample Kolmogorov–Smirnov statistic ``sup_x |F_a(x) − F_b(x)|`` (same value as scipy's ks_2samp)."""
+    a = torch.sort(a.detach().double().flatten()).values
+    b = torch.sort(b.detach().double().flatten()).values
+    points = torch.cat([a, b])
+    cdf_a = torch.searchsorted(a, points, right=True).double() / a.numel()
+    cdf_b = torch.searchsorted(b, points, right=True).double() / b.numel()
+    return float((cdf_a - cdf_b).abs().max())
+
+
+def spectrum_ks(weight: torch.Tensor, kept: torch.Tensor, original_sv: torch.Tensor | None = None) -> float:
+    """KS distance between the singular values of ``weight`` and of ``weight[kept]``."""
+    sv = singular_values(weight) if original_sv is None else original_sv
+    return ks_statistic(sv, singular_values(weight[kept.to(weight.device)]))
+
+
+def _reward(ks: float) -> float:
+    # 1/KS as in the reference code; the floor keeps an identical spectrum (KS = 0) finite.
+    return 1.0 / max(ks, 1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# The policy
+# --------------------------------------------------------------------------------------------------
+class PruneNetPolicy(nn.Module):
+    """Row scorer ``α = sigmoid((W·Aᵀ + b)·u)`` shared by all layers of one model shape (n rows, d columns).
+
+    ``(W·Aᵀ + b)·u`` equals ``W·(Aᵀu) + b·u``, which is what :meth:`logits` computes: O(n·d) instead of
+    the O(n²·d) of materialising ``W·Aᵀ`` (n×n), with the same parameters and the same gradients.
+
+    Args:
+        n: rows of ``gate_proj`` (the intermediate size).
+        d: columns of ``gate_proj`` (the hidden size).
+        seed: seeds the initialisation (``nn.Linear``'s uniform ±1/√fan_in scheme).
+    """
+
+    def __init__(self, n: int, d: int, *, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(int(seed))
+        bound_d, bound_n = 1.0 / math.sqrt(d), 1.0 / math.sqrt(n)
+        self.A = nn.Parameter((torch.rand(n, d, generator=generator) * 2 - 1) * bound_d)
+        self.b = nn.Parameter((torch.rand(n, generator=generator) * 2 - 1) * bound_d)
+        self.u = nn.Parameter((torch.rand(n, generator=generator) * 2 - 1) * bound_n)
+        self.config: PruneNetConfig | None = None
+        self.fingerprint: str = ""
+        self.history = TrainingHistory()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.A.shape)  # type: ignore[return-value]
+
+    def logits(self, weight: torch.Tensor) -> torch.Tensor:
+        """Keep logits ``(W·Aᵀ + b)·u`` of the rows of ``weight`` (n×d, any dtype) — shape ``(n,)``, fp32."""
+        require(
+            tuple(weight.shape) == self.shape,
+            f"gate weight of shape {tuple(weight.shape)}: this PruneNet policy was built for {self.shape}",
+        )
+        w = weight.detach().to(device=self.A.device, dtype=torch.float32)
+        w = w / w.pow(2).mean().sqrt().clamp_min(1e-12)  # unit-RMS input: logits O(1) at any init scale
+        return w @ (self.A.t() @ self.u) + self.b @ self.u
+
+    def keep_probs(self, weight: torch.Tensor) -> torch.Tensor:
+        """Keep probabilities α of the rows of ``weight``: the ratio-independent scores."""
+        return torch.sigmoid(self.logits(weight))
+
+    @torch.no_grad()
+    def select(self, weight: torch.Tensor, k: int, *, selection: str = "sample",
+               generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """Indices (sorted, on CPU) of the ``k`` rows of ``weight`` to keep.
+
+        ``selection="sample"`` is the paper's: relaxed-Bernoulli noise on α, then ``k`` rows drawn
+        without replacement in proportion to the noisy probabilities (seeded by ``generator``).
+        ``selection="topk"`` keeps the ``k`` rows with the largest α (deterministic).
+        """
+        logits = self.logits(weight).cpu()
+        if selection == "topk":
+            return topk_indices(logits, k)
+        require(selection == "sample", f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
+        return _sample_rows(logits, k, generator, temperature)
+
+    # --- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the policy (safetensors) with its training config, model fingerprint and history."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "complaw.prunenet-policy/1",
+            "config": json.dumps(asdict(self.config) if self.config else None),
+            "fingerprint": self.fingerprint,
+            "history": json.dumps(asdict(self.history)),
+        }
+        tensors = {name: p.detach().cpu().contiguous() for name, p in self.named_parameters()}
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: torch.device | str | None = None) -> PruneNetPolicy:
+        """Read a policy written by :meth:`save`."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        require(path.is_file(), f"policy {str(path)!r}: no such file; train one with train_policy() or omit policy=")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        require(
+            meta.get("format") == "complaw.prunenet-policy/1" and {"A", "b", "u"} <= set(tensors),
+            f"policy {str(path)!r}: not a complaw PruneNet policy file",
+        )
+        n, d = tensors["A"].shape
+        policy = cls(n, d)
+        policy.load_state_dict(tensors)
+        config = json.loads(meta.get("config") or "null")
+        policy.config = PruneNetConfig(**config) if config else None
+        policy.fingerprint = meta.get("fingerprint", "")
+        policy.history = TrainingHistory(**json.loads(meta.get("history") or "{}"))
+        return policy.to(device) if device is not None else policy
+
+
+def _sample_rows(logits: torch.Tensor, k: int, generator: torch.Generator | None,
+                 temperature: float) -> torch.Tensor:
+    """Relaxed-Bernoulli noise on sigmoid(logits), then ``k`` rows without replacement ∝ the noisy values.
+
+    A relaxed-Bernoulli sample with temperature T is ``sigmoid((logit + log U − log(1 − U)) / T)``,
+    U ~ Uniform(0, 1); drawn on the CPU so a seed gives the same rows on every device.
+    """
+    uniform = torch.rand(logits.shape, generator=generator, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+    noise = torch.log(uniform) - torch.log1p(-uniform)
+    noisy = torch.sigmoid((logits.detach().double().cpu() + noise) / temperature)
+    noisy = noisy.clamp_min(1e-30)  # multinomial needs k strictly positive weights
+    picked = torch.multinomial(noisy, k, replacement=False, generator=generator)
+    return torch.sort(picked).values
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+def gate_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The ``gate_proj`` weight of every layer (views, no copy)."""
+    adapter = get_adapter(model)
+    return [adapter.mlp_linears(layer)[0].weight for layer in adapter.layers_of(model)]
+
+
+@torch.no_grad()
+def model_fingerprint(model: nn.Module) -> str:
+    """A short hash identifying a model's gate weights (the only input PruneNet looks at).
+
+    Hashes the family, the shapes and, per layer, a strided sample of ~64k gate values plus the row
+    sums, so two different checkpoints (even fine-tunes of one another) do not collide while hashing a
+    7B model's gates stays cheap.
+    """
+    h = hashlib.sha256(str(getattr(model.config, "model_type", "")).encode())
+    for w in gate_weights(model):
+        flat = w.detach().flatten()
+        step = max(1, flat.numel() // 65536)
+        h.update(str(tuple(w.shape)).encode())
+        h.update(flat[::step].float().cpu().numpy().tobytes())
+        h.update(w.detach().float().sum(dim=1).cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> PruneNetPolicy:
+    """Train a PruneNet policy on ``model``'s gate matrices (REINFORCE, no data).
+
+    One episode is a pass over the layers. For layer ``l``: score the rows of its gate matrix, draw
+    ``k = floor((1 − train_ratio)·n)`` rows (relaxed-Bernoulli noise, sampling without replacement),
+    reward ``R_l = 0.99^l / KS(σ(W_l), σ(W_l[kept]))``, loss ``−(R_l − baseline_l) · Σ_kept log α``,
+    one AdamW step with the gradient norm clipped first. The policy state after the episode with the
+    highest total reward is the one returned.
+
+    Args:
+        model: causal LM of a supported family (read only; it may be on any device, in any dtype).
+        config: training settings (defaults: :class:`PruneNetConfig`).
+
+    Returns:
+        The trained :class:`PruneNetPolicy`, on the model's device, with ``config``, ``fingerprint`` and
+        ``history`` filled in.
+    """
+    config = config or PruneNetConfig()
+    start = time.perf_counter()
+    gates = gate_weights(model)
+    n, d = ffn_size(model), gates[0].shape[1]
+    device = gates[0].device
+    k = kept_rows(n, config.train_ratio)
+    torch.manual_seed(config.seed)  # nothing random should come from the global RNG; belt and braces
+    generator = torch.Generator().manual_seed(int(config.seed) + 1)
+    policy = PruneNetPolicy(n, d, seed=config.seed).to(device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    # Singular values of the originals: once, fp32, values only.
+    original_sv = [singular_values(w) for w in gates]
+    baselines: list[float | None] = [None] * len(gates)
+    history = TrainingHistory()
+    best_state, best_reward = None, -math.inf
+    for episode in range(int(config.episodes)):
+        total = 0.0
+        for layer_index, w in enumerate(gates):
+            logits = policy.logits(w)
+            kept = _sample_rows(logits, k, generator, config.temperature)
+            with torch.no_grad():
+                ks = ks_statistic(original_sv[layer_index], singular_values(w[kept.to(device)]))
+            reward = config.discount**layer_index * _reward(ks)
+            total += reward
+            advantage = reward
+            if config.baseline:
+                base = baselines[layer_index]
+                advantage = reward - (base if base is not None else reward)
+                baselines[layer_index] = reward if base is None else 0.9 * base + 0.1 * reward
+            log_keep = torch.nn.functional.logsigmoid(logits[kept.to(device)])
+            loss = -advantage * log_keep.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)  # before the step
+            optimizer.step()
+        history.episode_rewards.append(total)
+        if total > best_reward:
+            best_reward, history.best_episode = total, episode
+            best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
+    policy.load_state_dict(best_state)
+    policy.requires_grad_(False)
+    history.wall_time_s = time.perf_counter() - start
+    policy.config, policy.history, policy.fingerprint = config, history, model_fingerprint(model)
+    return policy
+
+
+_POLICY_CACHE: dict[tuple[str, str], PruneNetPolicy] = {}
+
+
+def get_policy(model: nn.Module, config: PruneNetConfig | None = None) -> tuple[PruneNetPolicy, bool]:
+    """The policy for ``model`` under ``config``: from the in-memory cache, else freshly trained.
+
+    Returns:
+        ``(policy, trained_now)``.
+    """
+    config = config or PruneNetConfig()
+    key = (model_fingerprint(model), json.dumps(asdict(config), sort_keys=True))
+    if key in _POLICY_CACHE:
+        return _POLICY_CACHE[key], False
+    policy = train_policy(model, config)
+    _POLICY_CACHE[key] = policy
+    return policy, True
+
+
+def clear_policy_cache() -> None:
+    _POLICY_CACHE.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Pruning
+# --------------------------------------------------------------------------------------------------
+def prune_with_policy(model: nn.Module, policy: PruneNetPolicy, ratio: float, *, selection: str = "sample",
+                      seed: int = 0, round_to: int = 1) -> tuple[nn.Module, list[torch.Tensor]]:
+    """Prune every layer's FFN to ``k = floor((1 − ratio)·n)`` rows chosen by ``policy`` (in place).
+
+    Returns:
+        ``(model, kept)`` with ``kept[l]`` the sorted kept row indices of layer ``l``.
+    """
+    require(selection in SELECTIONS, f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
+    n = ffn_size(model)
+    k = kept_rows(n, ratio, round_to)
+    gates = gate_weights(model)
+    if k == n:
+        return model, [torch.arange(n) for _ in gates]
+    generator = torch.Generator().manual_seed(int(seed))
+    temperature = policy.config.temperature if policy.config else 1.0
+    kept = [policy.select(w, k, selection=selection, generator=generator, temperature=temperature) for w in gates]
+    slice_ffn_rows(model, kept)
+    return model, kept
+
+
+def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig) -> tuple[PruneNetPolicy, bool, str | None]:
+    """(policy, trained_now, path) from the ``policy=`` option: None, a PruneNetPolicy, or a file path."""
+    if isinstance(policy, PruneNetPolicy):
+        return policy, False, None
+    if policy is None:
+        found, trained = get_policy(model, config)
+        return found, trained, None
+    if isinstance(policy, (str, Path)):
+        path = Path(policy)
+        if path.is_file():
+            return PruneNetPolicy.load(path), False, str(path)
+        trained_policy, trained = get_policy(model, config)
+        trained_policy.save(path)
+        return trained_policy, trained, str(path)
+    raise ComplawError(f"policy={policy!r}: give a PruneNetPolicy, a .safetensors path, or nothing")
+
+
+@register_method(
+    "prunenet",
+    description="PruneNet (calibration-free): a REINFORCE-trained row scorer with a spectral KS reward "
+    "picks the FFN neurons to keep; train once, prune at any ratio.",
+)
+def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
+             round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,
+             baseline: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """PruneNet through the method registry.
+
+    Args:
+        model: causal LM of a supported family (pruned in place).
+        ratio: fraction of FFN neurons removed in every layer.
+        seed: seeds policy training (initialisation and noise) and the stochastic row selection.
+        policy: a trained :class:`PruneNetPolicy`, or a ``.safetensors`` path (loaded if it exists, else
+            trained and written there), or ``None`` (trained on first use, cached in memory by model).
+        selection: ``"sample"`` (the paper's noisy sampling, seeded) or ``"topk"`` (deterministic).
+        round_to: round the kept size down to a multiple of this (e.g. 8 or 64).
+        episodes, lr, train_ratio, baseline: training settings (see :class:`PruneNetConfig`); ignored
+            when a trained ``policy`` is given.
+    """
+    require(selection in SELECTIONS, f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
+    n = ffn_size(model)
+    k = kept_rows(n, ratio, round_to)
+    num_layers = len(gate_weights(model))
+    details: dict[str, Any] = {"intermediate_size_before": n, "selection": selection, "round_to": round_to}
+    if k == n:  # nothing to remove: no policy needed
+        details["kept_per_layer"] = [n] * num_layers
+        return model, details
+    config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, baseline=baseline, seed=seed)
+    trained_policy, trained_now, path = _resolve_policy(model, policy, config)
+    fingerprint = model_fingerprint(model)
+    start = time.perf_counter()
+    prune_with_policy(model, trained_policy, ratio, selection=selection, seed=seed, round_to=round_to)
+    details.update(
+        kept_per_layer=[k] * num_layers,
+        policy_trained_now=trained_now,
+        policy_path=path,
+        policy_config=asdict(trained_policy.config) if trained_policy.config else None,
+        policy_fingerprint=trained_policy.fingerprint,
+        policy_matches_model=trained_policy.fingerprint == fingerprint,
+        policy_train_time_s=trained_policy.history.wall_time_s if trained_now else 0.0,
+        policy_best_episode=trained_policy.history.best_episode,
+        prune_time_s=time.perf_counter() - start,
+    )
+    return model, details
+
+
+def pruned_copy(model: nn.Module, policy: PruneNetPolicy, ratio: float, **kwargs: Any) -> nn.Module:
+    """A pruned deep copy of ``model`` (the original is left intact) — handy for ratio sweeps."""
+    return prune_with_policy(copy.deepcopy(model), policy, ratio, **kwargs)[0]
