@@ -7,6 +7,7 @@ Command groups that live elsewhere (``complaw zoo …``) are attached with one `
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -22,8 +23,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Command groups defined in their own modules register here, one line each.
-from complaw import cli_laws  # noqa: E402,F401  (registers fit/validate/critical/plan/forms/demo)
+# Modules that register commands on `app` when imported: add yours to this tuple (one entry each).
+COMMAND_MODULES = (
+    "complaw.cli_laws",  # fit, validate, critical, speedup, plan, forms, demo
+    "complaw.cli_compress",  # compress, methods
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,5 +59,7 @@ def _console_main() -> None:
     sys.exit(main())
 
 
-if __name__ == "__main__":
-    _console_main()
+if __name__ == "__main__":  # `python -m complaw.cli`: run the imported module's app, not this copy's
+    from complaw.cli import _console_main as run
+
+    run()

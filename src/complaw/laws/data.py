@@ -225,9 +225,11 @@ class LawData:
         bad = np.zeros(len(frame), dtype=bool)
         reasons: dict[str, int] = {}
         for col in needed:
-            values = pd.to_numeric(frame[col], errors="coerce")
             raw = frame[col]
-            nonnum = values.isna() & raw.notna() & ~raw.astype(str).str.strip().str.lower().isin(["nan", "", "none"])
+            values = pd.to_numeric(raw, errors="coerce")
+            nonnum = values.isna() & raw.notna()
+            if nonnum.any():  # only text cells can be non-numeric; "", "nan", "none" count as empty
+                nonnum &= ~raw.astype(str).str.strip().str.lower().isin(["nan", "", "none"])
             checks = [
                 (nonnum, "is not a number", "every cell must be a number"),
                 (values.isna() & ~nonnum, "is empty (NaN)", "fill it or pass --drop-invalid"),

@@ -214,22 +214,23 @@ def _bootstrap(X, y, groups: np.ndarray, B: int, rng, estimator: str, delta: flo
         # Per-cluster sufficient statistics make each resample a p×p solve, whatever the row count.
         G = np.zeros((K, p, p))
         h = np.zeros((K, p))
-        np.add.at(G, codes, X[:, :, None] * X[:, None, :])
-        np.add.at(h, codes, X * y[:, None])
+        for j in range(p):
+            h[:, j] = np.bincount(codes, weights=X[:, j] * y, minlength=K)
+            for k in range(p):
+                G[:, j, k] = np.bincount(codes, weights=X[:, j] * X[:, k], minlength=K)
         Gf = G.reshape(K, p * p)
         chunk = max(1, min(B, 4_000_000 // max(K, 1)))
         for start in range(0, B, chunk):
             b = min(chunk, B - start)
-            pick = rng.integers(0, K, size=(b, K))
-            counts = np.zeros((b, K))
-            np.add.at(counts, (np.repeat(np.arange(b), K), pick.ravel()), 1.0)
+            # how often each cluster is drawn in each of b resamples of K clusters
+            pick = rng.integers(0, K, size=(b, K)) + (np.arange(b) * K)[:, None]
+            counts = np.bincount(pick.ravel(), minlength=b * K).reshape(b, K).astype(float)
             XtX = (counts @ Gf).reshape(b, p, p)
             Xty = counts @ h
-            for i in range(b):
-                try:
-                    draws[start + i] = np.linalg.solve(XtX[i], Xty[i])
-                except np.linalg.LinAlgError:
-                    draws[start + i] = np.linalg.lstsq(XtX[i], Xty[i], rcond=None)[0]
+            try:
+                draws[start:start + b] = np.linalg.solve(XtX, Xty[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:  # a resample whose design is singular: solve one by one
+                draws[start:start + b] = [np.linalg.lstsq(A, v, rcond=None)[0] for A, v in zip(XtX, Xty, strict=True)]
         return draws
     members = [np.flatnonzero(codes == k) for k in range(K)]
     for i in range(B):

@@ -1,0 +1,73 @@
+"""Every identifiability warning fires on a table built to trigger it, and stays silent on a good design."""
+
+import pandas as pd
+import pytest
+
+from complaw.laws import DUnit, fit, simulate
+
+TRUTH = {"alpha": 0.98, "beta": -1.18, "gamma": -0.14}
+
+
+def codes(res):
+    return {w.code for w in res.warnings}
+
+
+def test_good_design_is_quiet():
+    res = fit(simulate("sengupta2025", TRUTH, seed=0), "sengupta2025", direction="higher", bootstrap=0)
+    assert codes(res) == set() and res.sign_ok
+
+
+def test_single_base_model():
+    df = simulate("sengupta2025", TRUTH, base_values=(0.6,), seed=0)
+    res = fit(df, "sengupta2025", direction="higher", bootstrap=0)
+    assert "single-base" in codes(res)
+
+
+def test_single_d():
+    df = simulate("sengupta2025", TRUTH, d_values=(5.0,), seed=0)
+    # without an intercept the constant D column stands in for one: gamma is then meaningless
+    res = fit(df, "sengupta2025", direction="higher", bootstrap=0)
+    assert "single-D" in codes(res)
+    assert "single-D" not in codes(fit(simulate("sengupta2025", TRUTH, seed=0), "sengupta2025",
+                                       direction="higher", bootstrap=0))
+
+
+def test_rank_deficient_design_is_an_error():
+    df = simulate("sengupta2025+1", {"log_c": 0.0, **TRUTH}, d_values=(5.0,), seed=0)
+    with pytest.raises(Exception, match="rank-deficient"):
+        fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
+
+
+def test_few_ratios():
+    df = simulate("sengupta2025", TRUTH, ratios=(0.2, 0.5), seed=0)
+    assert "few-ratios" in codes(fit(df, "sengupta2025", direction="higher", bootstrap=0))
+
+
+def test_degenerate_d_unit_raw_tokens():
+    tokens = (0.0, 1e6, 5e6, 25e6)  # the paper's raw token counts
+    df = simulate("sengupta2025", TRUTH, d_values=tokens, seed=0)
+    res = fit(df, "sengupta2025", direction="higher", bootstrap=0)
+    assert "degenerate-D-unit" in codes(res)
+    rescaled = fit(df, "sengupta2025", direction="higher", bootstrap=0, unit=DUnit("M-tokens", 1e6))
+    assert "degenerate-D-unit" not in codes(rescaled)
+    assert rescaled.unit.name == "M-tokens" and rescaled.to_dict()["d_unit"]["scale"] == 1e6
+
+
+def test_ill_conditioned_design():
+    # L0 nearly constant and large: log L0 is almost a constant column, collinear with the intercept
+    df = simulate("sengupta2025+1", {"log_c": 0.0, **TRUTH}, base_values=(0.600, 0.601, 0.602), seed=0)
+    res = fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
+    assert "ill-conditioned" in codes(res) and res.condition_number > 30
+
+
+def test_pooled_methods_and_metrics():
+    a = simulate("sengupta2025", TRUTH, seed=1).assign(method="prunenet", metric="acc")
+    b = simulate("sengupta2025", TRUTH, seed=2).assign(method="slicegpt", metric="acc_norm")
+    res = fit(pd.concat([a, b]), "sengupta2025", direction="higher", bootstrap=0)
+    assert {"pooled-method", "pooled-metric"} <= codes(res)
+
+
+def test_sign_violation_verdict():
+    df = simulate("sengupta2025", {"alpha": 0.98, "beta": 0.4, "gamma": -0.1}, seed=0)
+    res = fit(df, "sengupta2025", direction="higher", bootstrap=0)
+    assert not res.sign_ok and "beta" in res.sign_violations[0] and "VIOLATED" in res.summary()
