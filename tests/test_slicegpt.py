@@ -217,6 +217,19 @@ def test_save_load_identical_logits(tmp_path, family):
         AutoModelForCausalLM.from_pretrained(out)
 
 
+def test_generic_save_writes_sliced_format(tmp_path):
+    """complaw.models.save (what the compress CLI calls) must not write a plain HF checkpoint of a sliced model."""
+    from complaw.models import save
+
+    model, record = compress(tiny_model("llama"), "slicegpt", 0.5, calibration=CALIB)
+    out = save(model, tmp_path / "generic", record=record, extra={"base_model": "tiny"})
+    meta = json.loads((out / "complaw.json").read_text())
+    assert meta["format"] == "slicegpt" and meta["base_model"] == "tiny"
+    assert torch.equal(load(out)(INPUTS).logits, model(INPUTS).logits)
+    resaved = save(load(out), tmp_path / "again")  # a loaded sliced model saves the same way
+    assert json.loads((resaved / "complaw.json").read_text())["format"] == "slicegpt"
+
+
 def test_lora_recovery_after_load(tmp_path):
     from peft import LoraConfig, get_peft_model
 

@@ -62,8 +62,10 @@ DAMPING = 0.01  # fraction of mean(diag H) added to H's diagonal before eigh (re
 
 
 def _read_texts(source: str | Path, text_field: str) -> list[str]:
-    """Texts of a .txt (paragraphs split at blank lines), .jsonl or .json file, or ``hf:NAME[:CONFIG][:SPLIT]``."""
+    """Texts of a .txt (paragraphs split at blank lines), .jsonl or .json file, ``zoo:SPLIT`` or ``hf:NAME[:CONFIG][:SPLIT]``."""
     text = str(source)
+    if text.startswith("zoo:"):
+        return _default_texts(text[4:] or "calibration")
     if text.startswith("hf:"):
         parts = text[3:].split(":")
         name, config = parts[0], (parts[1] or None) if len(parts) > 1 else None
@@ -81,7 +83,7 @@ def _read_texts(source: str | Path, text_field: str) -> list[str]:
     path = Path(source)
     if not path.is_file():
         raise ComplawError(
-            f"calibration {text!r}: no such file; give a .txt/.jsonl/.json path, 'hf:NAME[:CONFIG][:SPLIT]', "
+            f"calibration {text!r}: no such file; give a .txt/.jsonl/.json path, 'zoo:SPLIT', 'hf:NAME[:CONFIG][:SPLIT]', "
             "a list of texts, or nothing for the zoo's calibration split"
         )
     if path.suffix == ".txt":
@@ -103,14 +105,14 @@ def _read_texts(source: str | Path, text_field: str) -> list[str]:
     raise ComplawError(f"calibration {path}: unsupported file type {path.suffix!r}; use .txt, .jsonl or .json")
 
 
-def _default_texts() -> list[str]:
+def _default_texts(split_name: str = "calibration") -> list[str]:
     try:
         from complaw.zoo import load_split
     except ImportError:
         raise ComplawError(
-            "calibration: no data given and the bundled zoo is not available; pass calibration=PATH or a list of texts"
+            f"calibration zoo:{split_name}: the bundled zoo is not available; pass calibration=PATH or a list of texts"
         ) from None
-    split = load_split("calibration")
+    split = load_split(split_name)
     return [t if isinstance(t, str) else t["text"] for t in split]
 
 
@@ -136,7 +138,7 @@ def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer:
     Args:
         model: the model (its tokenizer is found from ``config._name_or_path`` unless ``tokenizer`` is given).
         calibration: ``None`` (the zoo's calibration split), a list of texts, a path to a .txt/.jsonl/.json
-            file, ``hf:NAME[:CONFIG][:SPLIT]`` (a datasets id), or a LongTensor of token ids (N x T).
+            file, ``zoo:SPLIT``, ``hf:NAME[:CONFIG][:SPLIT]`` (a datasets id), or a LongTensor of token ids (N x T).
         samples: number of windows N (fewer when the data is short).
         seqlen: window length T in tokens (capped at ``config.max_position_embeddings``).
         batch_size: windows per forward pass.
@@ -169,9 +171,12 @@ def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer:
                 "a list of texts, 'hf:NAME', or a tensor of token ids"
             )
         tok = _tokenizer_for(model, tokenizer)
-        eos = getattr(tok, "eos_token_id", None)
+        # Documents joined as "<s> text </s>" (whichever of BOS/EOS the tokenizer has), then cut into windows.
+        bos, eos = getattr(tok, "bos_token_id", None), getattr(tok, "eos_token_id", None)
         stream: list[int] = []
         for text in texts:
+            if bos is not None:
+                stream.append(int(bos))
             stream.extend(tok(text, add_special_tokens=False)["input_ids"])
             if eos is not None:
                 stream.append(int(eos))
@@ -428,6 +433,7 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     _rotate_inputs(adapter.head(model), q[:, :k_in])
     structure.head = k_in
     model.complaw_slicegpt = structure
+    model.complaw_saver = save_sliced  # complaw.models.io.save(model, ...) then writes the sliced format
     return structure, timings
 
 
@@ -447,7 +453,8 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         model: a Llama/Mistral/Qwen2 causal LM (fp32 or bf16; fp16 overflows on Qwen).
         ratio: slicing ratio s; the residual stream keeps floor((1-s) D) dims (rounded to ``round_to``).
         seed: picks the calibration windows and the random rotations.
-        calibration: texts, a file path, ``hf:NAME[:CONFIG][:SPLIT]``, token ids, or None for the zoo split.
+        calibration: texts, a file path, ``zoo:SPLIT``, ``hf:NAME[:CONFIG][:SPLIT]``, token ids, or None
+            for the zoo's calibration split.
         tokenizer: used to tokenise text calibration data (default: the model's own).
         calibration_samples / calibration_seqlen: N sequences of T tokens (reference: 128 x 2048).
         calibration_batch_size: sequences per forward pass.
@@ -504,7 +511,8 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
     return model, details
 
 
-def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None) -> Path:
+def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
+                extra: dict[str, Any] | None = None) -> Path:
     """Save a SliceGPT model: base-family config.json, ``slicegpt*.safetensors``, structure in complaw.json.
 
     Load it back with ``complaw.load(path)``. ``from_pretrained(path)`` deliberately finds no
@@ -513,7 +521,7 @@ def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, token
     structure = getattr(model, "complaw_slicegpt", None)
     if structure is None:
         raise ComplawError("model: not a SliceGPT model (no slicing structure); compress it with method 'slicegpt'")
-    extra = {"slicegpt": {
+    extra = {**(extra or {}), "slicegpt": {
         "structure": structure.to_dict(),
         "base_config": model.config.to_dict(),
         "note": "load with complaw.load(path); transformers' from_pretrained cannot rebuild a sliced model",
@@ -528,6 +536,7 @@ def _load(path: str, *, dtype=None, device=None, trust_remote_code: bool = False
 
     model = load_sliced(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
     model.complaw_slicegpt = SliceStructure.from_dict(read_meta(path)["slicegpt"]["structure"])
+    model.complaw_saver = save_sliced
     return model
 
 

@@ -59,6 +59,9 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 def save(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
          fmt: str = "hf", extra: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (safetensors) with its config, tokenizer and compression record."""
+    saver = getattr(model, "complaw_saver", None)  # models that are not plain HF checkpoints (SliceGPT)
+    if saver is not None and fmt == "hf":
+        return saver(model, path, record=record, tokenizer=tokenizer, extra=extra)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
