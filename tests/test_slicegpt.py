@@ -106,7 +106,7 @@ def test_invariance_float32(family):
     ref = model(INPUTS).logits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, _ = slicegpt(model, 0.0, calibration=CALIB, round_to=1)
+        model, _ = slicegpt(model, 0.0, calibration=CALIB, round_to=1, device="cpu")
     assert (model(INPUTS).logits - ref).abs().max().item() <= 1e-3
 
 
@@ -348,3 +348,16 @@ def test_error_messages_are_one_line():
         assert "\n" not in str(exc)
     else:  # pragma: no cover
         pytest.fail("expected ComplawError")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_layerwise_on_gpu_model_on_cpu():
+    """Model kept on CPU, layers processed one at a time on the GPU: same function at ratio 0."""
+    model = tiny_model("qwen2", torch.float32)
+    ref = model(INPUTS).logits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = slicegpt(model, 0.0, calibration=CALIB, round_to=1, device="cuda")
+    assert next(model.parameters()).device.type == "cpu"
+    assert (model(INPUTS).logits - ref).abs().max().item() <= 1e-3

@@ -312,23 +312,28 @@ class _Recorder(nn.Module):
 
 
 @torch.no_grad()
-def _record_layer_inputs(model: nn.Module, adapter: FamilyAdapter, batches) -> tuple[list, list[list[dict]]]:
-    """Run the backbone once per batch with every layer replaced by a recorder.
+def _record_layer_inputs(model: nn.Module, adapter: FamilyAdapter, batches,
+                         device: torch.device) -> tuple[list, list[list[dict]]]:
+    """Run the backbone once per batch on ``device`` with every layer replaced by a recorder.
 
     Returns the embedding outputs per batch and, per batch and layer, the keyword arguments the model
     passes to that layer (causal/sliding mask, rotary cos/sin, position ids) — exactly what the family's
     own forward builds, so no mask or rotary logic is re-implemented here.
     """
+    decoder = adapter.decoder(model)
     layers = adapter.layers_of(model)
     originals = list(layers)
+    # Only the non-layer parts of the backbone (embeddings, rotary, final norm) visit ``device`` here.
+    others = [(m, _device_of(m)) for name, m in decoder.named_children() if name != adapter.layers]
     embeddings, layer_kwargs = [], []
     try:
+        for m, _ in others:
+            m.to(device)
         for ids, mask in batches:
             store: list = []
             for i in range(len(layers)):
                 layers[i] = _Recorder(store)
-            device = adapter.embedding(model).weight.device
-            adapter.decoder(model)(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+            decoder(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
             embeddings.append(store[0][0])
             kws = []
             for _, args, kwargs in store:
@@ -339,12 +344,23 @@ def _record_layer_inputs(model: nn.Module, adapter: FamilyAdapter, batches) -> t
     finally:
         for i, layer in enumerate(originals):
             layers[i] = layer
+        for m, home in others:
+            if home is not None:
+                m.to(home)
     return embeddings, layer_kwargs
+
+
+def _device_of(module: nn.Module) -> torch.device | None:
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    return None if tensor is None else tensor.device
 
 
 @torch.no_grad()
 def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int = 8, slice_head: bool = False,
-                     rotation: str = "pca", seed: int = 0) -> tuple[SliceStructure, dict[str, float]]:
+                     rotation: str = "pca", seed: int = 0,
+                     device: str | torch.device | None = None) -> tuple[SliceStructure, dict[str, float]]:
     """Fuse norms, then rotate and slice the model in place, layer by layer (the SliceGPT algorithm).
 
     Args:
@@ -355,6 +371,9 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
         slice_head: also slice the LM head's input (otherwise the last layer writes the full width D).
         rotation: ``"pca"`` (SliceGPT) or ``"random"`` (random orthogonal Q: the ablation).
         seed: seed of the random rotations.
+        device: where layers are processed, one at a time, with the calibration activations (default: where
+            the embeddings are). With the model on CPU and ``device="cuda"``, GPU memory holds one layer
+            plus the activations.
 
     Returns:
         The :class:`SliceStructure` and timings (forward passes, eigendecompositions).
@@ -365,10 +384,11 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     k = sliced_width(dim, ratio, round_to)
     n_layers = len(adapter.layers_of(model))
     gen = torch.Generator().manual_seed(seed)
-    timings = {"forward_s": 0.0, "pca_s": 0.0, "rotate_s": 0.0}
+    timings = {"forward_s": 0.0, "pca_s": 0.0}  # calibration forward passes; H accumulation + eigh
 
     t0 = time.perf_counter()
-    xs, layer_kwargs = _record_layer_inputs(model, adapter, batches)
+    device = torch.device(device) if device is not None else adapter.embedding(model).weight.device
+    xs, layer_kwargs = _record_layer_inputs(model, adapter, batches, device)
     timings["forward_s"] += time.perf_counter() - t0
     masks = [m.to(x.device) for (_, m), x in zip(batches, xs, strict=True)]
     dtype = xs[0].dtype
@@ -397,6 +417,8 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     k_in = k
 
     for idx, layer in enumerate(adapter.layers_of(model)):
+        home = _device_of(layer)
+        layer.to(device)
         q_in = q[:, :k_in]
         k_out = k if (idx < n_layers - 1 or slice_head) else dim
         wdtype = adapter.attn_linears(layer)[0].weight.dtype
@@ -428,6 +450,7 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
         xs = rotate(outs, q_out)
         del outs
         structure.layers.append(LayerDims(attn_in=k_in, mid=k, out=k_out))
+        layer.to(home)
         k_in = k_out
 
     _rotate_inputs(adapter.head(model), q[:, :k_in])
@@ -445,8 +468,8 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
                  description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)")
 def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
              calibration_samples: int = 128, calibration_seqlen: int = 2048, calibration_batch_size: int = 8,
-             round_to: int = 8, slice_head: bool = False, rotation: str = "pca",
-             text_field: str = "text") -> tuple[nn.Module, dict[str, Any]]:
+             round_to: int = 8, slice_head: bool = False, rotation: str = "pca", text_field: str = "text",
+             device: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """SliceGPT the model in place.
 
     Args:
@@ -462,6 +485,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         slice_head: slice the LM head's input too (default: rotate only).
         rotation: "pca" (SliceGPT) or "random" (random orthogonal Q, an ablation).
         text_field: text column of .jsonl/.json/hf calibration sources.
+        device: process layer by layer on this device (e.g. "cuda" for a model kept on CPU).
 
     Returns:
         ``(model, details)`` with the slicing structure, calibration summary, timings and the measured
@@ -486,7 +510,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
     was_training = model.training
     model.eval()
     structure, timings = rotate_and_slice(model, batches, ratio=ratio, round_to=round_to,
-                                          slice_head=slice_head, rotation=rotation, seed=seed)
+                                          slice_head=slice_head, rotation=rotation, seed=seed, device=device)
     model.train(was_training)
     after = count_parameters(model)
     reduction = (before - after) / before
