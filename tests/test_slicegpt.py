@@ -258,6 +258,20 @@ def test_lora_recovery_after_load(tmp_path):
     assert isinstance(get_adapter(merged).layers_of(merged)[0], SlicedDecoderLayer)
 
 
+def test_lm_eval_hflm_loglikelihood():
+    """lm-eval's HFLM drives the sliced model in memory (what the evaluation stage does)."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    model, _ = compress(tiny_model("qwen2"), "slicegpt", 0.25, calibration=CALIB)
+    lm = HFLM(pretrained=model, tokenizer=_tiny_tokenizer(), batch_size=2)
+    requests = [Instance(request_type="loglikelihood", doc={}, arguments=(ctx, cont), idx=i)
+                for i, (ctx, cont) in enumerate([("the quick", " brown fox"), ("the lazy", " dog")])]
+    scores = lm.loglikelihood(requests)
+    assert len(scores) == 2 and all(ll < 0 for ll, _ in scores)
+
+
 # --- calibration sources -------------------------------------------------------------------------------
 
 
