@@ -60,10 +60,12 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     import torch
 
     from complaw.compress import compress, get_method
+    from complaw.compress.registry import check_ratio
     from complaw.models import load, save
     from complaw.models.io import resolve_model_id
 
-    spec = get_method(method)  # fail on a typo before loading a big model
+    spec = get_method(method)  # fail on a typo or a bad ratio before loading a big model
+    ratio = check_ratio(ratio)
     if dtype is not None and dtype not in _DTYPES:
         raise ComplawError(f"--dtype {dtype!r}: must be one of {', '.join(_DTYPES)}")
     options = dict(options or {})
@@ -77,7 +79,12 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer
-    model = load(model_id, dtype=getattr(torch, dtype) if dtype else None, device=device)
+    if not Path(path).exists() and (path.startswith(("/", ".", "~")) or path.count("/") > 1):
+        raise ComplawError(f"model {model_id!r}: no such directory (give a checkpoint directory, zoo:NAME or org/name)")
+    try:
+        model = load(model_id, dtype=getattr(torch, dtype) if dtype else None, device=device)
+    except OSError as err:  # unreachable hub id, missing files: the user's input, not our bug
+        raise ComplawError(f"model {model_id!r}: cannot be loaded ({str(err).splitlines()[0]})") from None
     model.eval()
     model, record = compress(model, method, ratio, seed=seed, **options)
     record.options.pop("tokenizer", None)

@@ -104,8 +104,18 @@ class TrainingHistory:
 # Spectra and the KS reward
 # --------------------------------------------------------------------------------------------------
 def singular_values(weight: torch.Tensor) -> torch.Tensor:
-    """Singular values (values only) of ``weight`` in fp32 on its own device — never an SVD of bf16/fp16."""
-    return torch.linalg.svdvals(weight.detach().float())
+    """Singular values (values only, descending) of ``weight`` — never an SVD in bf16/fp16.
+
+    On accelerators: ``svdvals`` in fp32. On the CPU: square roots of the eigenvalues of the smaller
+    Gram matrix in fp64, which gives the same values (to ~1e-7 relative for all but the tiniest) 2–5×
+    faster than LAPACK's SVD on an (n×d, n > d) gate matrix.
+    """
+    w = weight.detach()
+    if w.device.type != "cpu":
+        return torch.linalg.svdvals(w.float())
+    w = w.double()
+    gram = w.t() @ w if w.shape[0] >= w.shape[1] else w @ w.t()
+    return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0).float()
 
 
 def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,0 +1,158 @@
+"""PruneNet: the KS reward, the policy, training once and pruning at many ratios, persistence."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from complaw.compress import compress
+from complaw.compress import prunenet as pn
+from complaw.compress.ffn import kept_rows
+from complaw.errors import ComplawError
+
+N, D, LAYERS = 176, 64, 3
+
+
+def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=128, hidden_size=D, intermediate_size=N, num_hidden_layers=LAYERS,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    pn.clear_policy_cache()
+    yield
+    pn.clear_policy_cache()
+
+
+def test_ks_statistic_matches_scipy():
+    from scipy.stats import ks_2samp
+
+    gen = torch.Generator().manual_seed(0)
+    for size_a, size_b in [(50, 50), (64, 40), (10, 200)]:
+        a, b = torch.randn(size_a, generator=gen), torch.randn(size_b, generator=gen) * 1.3 + 0.2
+        assert pn.ks_statistic(a, b) == pytest.approx(ks_2samp(a.numpy(), b.numpy()).statistic, abs=1e-12)
+    ties = torch.tensor([1.0, 1.0, 2.0, 3.0])
+    assert pn.ks_statistic(ties, ties) == 0.0
+
+
+def test_singular_values_match_svd_in_fp32_for_any_dtype():
+    w = torch.randn(N, D) * 0.02
+    reference = torch.linalg.svdvals(w.double()).float()
+    torch.testing.assert_close(pn.singular_values(w), reference, rtol=1e-5, atol=1e-7)
+    assert pn.singular_values(w.to(torch.bfloat16)).dtype == torch.float32
+    assert pn.singular_values(w[:40]).shape == (40,)  # fewer rows than columns
+
+
+def test_policy_logits_equal_the_paper_formula():
+    policy = pn.PruneNetPolicy(N, D, seed=0)
+    w = torch.randn(N, D)
+    w_hat = w / w.pow(2).mean().sqrt()  # the policy reads unit-RMS weights
+    paper = (w_hat @ policy.A.t() + policy.b) @ policy.u  # sigmoid((W·Aᵀ + b)·u) before the sigmoid
+    torch.testing.assert_close(policy.logits(w), paper, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ComplawError, match="policy was built for"):
+        policy.logits(torch.randn(N + 1, D))
+
+
+def test_policy_is_trained_once_for_many_ratios(monkeypatch):
+    calls = []
+    real_train = pn.train_policy
+
+    def counting_train(model, config=None):
+        calls.append(config)
+        return real_train(model, config)
+
+    monkeypatch.setattr(pn, "train_policy", counting_train)
+    base = tiny_llama()
+    records = [compress(copy.deepcopy(base), "prunenet", r, episodes=2)[1] for r in (0.1, 0.3, 0.5, 0.7, 0.9)]
+    assert len(calls) == 1
+    assert [rec.details["policy_trained_now"] for rec in records] == [True, False, False, False, False]
+    assert len({rec.details["policy_fingerprint"] for rec in records}) == 1
+    # A different model (other weights) gets its own policy.
+    compress(tiny_llama(seed=1), "prunenet", 0.5, episodes=2)
+    assert len(calls) == 2
+
+
+def test_policy_save_load_roundtrip_prunes_identically(tmp_path):
+    base = tiny_llama()
+    policy = pn.train_policy(base, pn.PruneNetConfig(episodes=2, seed=3))
+    path = policy.save(tmp_path / "policy.safetensors")
+    loaded = pn.PruneNetPolicy.load(path)
+    assert loaded.config == policy.config and loaded.fingerprint == policy.fingerprint
+    assert loaded.history.episode_rewards == policy.history.episode_rewards
+    for selection in ("sample", "topk"):
+        _, kept_a = pn.prune_with_policy(copy.deepcopy(base), policy, 0.4, selection=selection, seed=5)
+        _, kept_b = pn.prune_with_policy(copy.deepcopy(base), loaded, 0.4, selection=selection, seed=5)
+        assert all(torch.equal(a, b) for a, b in zip(kept_a, kept_b, strict=True))
+
+
+def test_policy_path_option_trains_then_reuses(tmp_path, monkeypatch):
+    path = tmp_path / "p.safetensors"
+    _, first = compress(tiny_llama(), "prunenet", 0.5, policy=str(path), episodes=2)
+    assert path.is_file() and first.details["policy_trained_now"]
+    pn.clear_policy_cache()
+    monkeypatch.setattr(pn, "train_policy", lambda *a, **k: pytest.fail("must load, not train"))
+    _, second = compress(tiny_llama(), "prunenet", 0.3, policy=str(path))
+    assert not second.details["policy_trained_now"] and second.details["policy_matches_model"]
+    with pytest.raises(ComplawError, match="not a complaw PruneNet policy"):
+        bad = tmp_path / "bad.safetensors"
+        from safetensors.torch import save_file
+
+        save_file({"x": torch.zeros(1)}, str(bad))
+        compress(tiny_llama(), "prunenet", 0.3, policy=str(bad))
+
+
+def test_selection_is_seeded_and_topk_is_deterministic():
+    base = tiny_llama()
+    policy = pn.train_policy(base, pn.PruneNetConfig(episodes=2))
+    kept = {}
+    for seed in (0, 0, 1):
+        _, k = pn.prune_with_policy(copy.deepcopy(base), policy, 0.5, selection="sample", seed=seed)
+        kept.setdefault(seed, []).append(k)
+    assert all(torch.equal(a, b) for a, b in zip(kept[0][0], kept[0][1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(kept[0][0], kept[1][0], strict=True))
+    _, t1 = pn.prune_with_policy(copy.deepcopy(base), policy, 0.5, selection="topk", seed=0)
+    _, t2 = pn.prune_with_policy(copy.deepcopy(base), policy, 0.5, selection="topk", seed=9)
+    assert all(torch.equal(a, b) for a, b in zip(t1, t2, strict=True))
+    # top-k keeps exactly the highest-probability rows
+    probs = policy.keep_probs(base.model.layers[0].mlp.gate_proj.weight)
+    assert set(t1[0].tolist()) == set(torch.topk(probs, kept_rows(N, 0.5)).indices.tolist())
+
+
+def test_training_clips_before_the_step(monkeypatch):
+    order = []
+    real_clip, real_step = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW.step
+
+    def clip(*a, **k):
+        order.append("clip")
+        return real_clip(*a, **k)
+
+    def step(self, *a, **k):
+        order.append("step")
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    pn.train_policy(tiny_llama(), pn.PruneNetConfig(episodes=1))
+    assert order == ["clip", "step"] * LAYERS
+
+
+def test_training_works_in_bfloat16_and_keeps_the_best_episode():
+    model = tiny_llama().to(torch.bfloat16)
+    policy = pn.train_policy(model, pn.PruneNetConfig(episodes=3))
+    rewards = policy.history.episode_rewards
+    assert len(rewards) == 3 and policy.history.best_episode == max(range(3), key=rewards.__getitem__)
+    assert policy.A.dtype == torch.float32
+    pruned, record = compress(model, "prunenet", 0.5, policy=policy)
+    assert {p.dtype for p in pruned.parameters()} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("bad", [{"episodes": 0}, {"lr": -1.0}, {"train_ratio": 1.0}, {"selection": "best"}])
+def test_bad_options_are_user_errors(bad):
+    with pytest.raises(ComplawError):
+        compress(tiny_llama(), "prunenet", 0.5, **bad)
