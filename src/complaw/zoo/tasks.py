@@ -1,0 +1,221 @@
+"""The zoo's zero-shot tasks: multiple-choice questions built from held-out (test-split) stdlib files.
+
+Three tasks, each a JSONL of ``{"context", "choices", "label", "source"}`` rows and an lm-eval task config
+(``output_type: multiple_choice`` over a local ``json`` dataset), scored as continuations:
+
+- ``zoo_nextline``: the true next line of code among 4; distractors are lines with the same indentation
+  from *other* test files.
+- ``zoo_identifier``: the identifier that fills a masked slot in a line (choice = identifier + rest of the
+  line); distractors are other identifiers of the same file.
+- ``zoo_docstring``: the summary line of a function's docstring given its signature, among the summaries of
+  3 functions from other files.
+
+Everything is derived from the sorted test files with seeded ``random.Random``, so a rebuild is identical.
+
+    >>> items = build_tasks(test_docs)["zoo_nextline"]
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import random
+import re
+import textwrap
+from collections import defaultdict
+from collections.abc import Sequence
+
+TASKS = {
+    "zoo_nextline": "pick the true next line of code among 4 (distractors: same-indent lines of other files)",
+    "zoo_identifier": "fill a masked identifier among 4 (distractors: other identifiers of the same file)",
+    "zoo_docstring": "pick a function's docstring summary among 4, given its signature",
+}
+N_ITEMS = 500
+MAX_PER_FILE = 40
+CONTEXT_LINES = 5
+CONTEXT_CHARS = 320
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+_SKIP_IDENTS = set(keyword.kwlist) | {"self", "cls", "None", "True", "False"}
+
+Docs = Sequence[tuple[str, str]]  # (relative path, text)
+
+
+def _context(lines: list[str], i: int) -> str:
+    """Up to CONTEXT_LINES lines before line ``i``, cut at a line boundary to at most CONTEXT_CHARS."""
+    ctx = lines[max(0, i - CONTEXT_LINES):i]
+    while ctx and len("\n".join(ctx)) > CONTEXT_CHARS:
+        ctx = ctx[1:]
+    return "\n".join(ctx)
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _item(rng: random.Random, context: str, answer: str, distractors: list[str], source: str) -> dict:
+    choices = [answer, *distractors]
+    rng.shuffle(choices)
+    return {"context": context, "choices": choices, "label": choices.index(answer), "source": source}
+
+
+def _take(rng: random.Random, candidates: list, make, n: int) -> list[dict]:
+    """Shuffle candidates, keep at most MAX_PER_FILE per file, build items until ``n`` succeed."""
+    rng.shuffle(candidates)
+    per_file: dict[str, int] = defaultdict(int)
+    out = []
+    for cand in candidates:
+        if len(out) >= n:
+            break
+        if per_file[cand[0]] >= MAX_PER_FILE:
+            continue
+        item = make(cand)
+        if item is not None:
+            out.append(item)
+            per_file[cand[0]] += 1
+    return out
+
+
+def nextline_items(docs: Docs, n: int = N_ITEMS, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    files = {path: text.split("\n") for path, text in docs}
+    pool: dict[str, list[tuple[str, str]]] = defaultdict(list)  # indent -> [(path, line)]
+    candidates = []
+    for path, lines in files.items():
+        for i, line in enumerate(lines):
+            if len(line.strip()) >= 12:
+                pool[_indent(line)].append((path, line))
+                if i >= 4 and sum(bool(s.strip()) for s in lines[i - 4:i]) >= 3:
+                    candidates.append((path, i))
+
+    def make(cand):
+        path, i = cand
+        line = files[path][i]
+        others = pool[_indent(line)]
+        if len(others) < 50:
+            return None
+        context = _context(files[path], i)
+        picked: list[str] = []
+        for _ in range(50):
+            p, other = others[rng.randrange(len(others))]
+            if p != path and other != line and other not in picked and other not in context:
+                picked.append(other)
+                if len(picked) == 3:
+                    return _item(rng, context, "\n" + line, ["\n" + s for s in picked], f"{path}:{i + 1}")
+        return None
+
+    return _take(rng, candidates, make, n)
+
+
+def identifier_items(docs: Docs, n: int = N_ITEMS, seed: int = 2) -> list[dict]:
+    rng = random.Random(seed)
+    files = {path: text.split("\n") for path, text in docs}
+    vocab = {path: sorted({m.group() for m in _IDENT.finditer(text)
+                           if len(m.group()) >= 4 and m.group() not in _SKIP_IDENTS})
+             for path, text in docs}
+    candidates = []
+    for path, lines in files.items():
+        for i, line in enumerate(lines):
+            s = line.strip()
+            if i >= 3 and s and not s.startswith(("#", '"', "'")):
+                candidates.append((path, i))
+
+    def make(cand):
+        path, i = cand
+        line = files[path][i]
+        # only identifiers in code, not inside a string or comment on this line
+        code = re.split(r"#|\"|'", line, maxsplit=1)[0]
+        spans = [m for m in _IDENT.finditer(code) if len(m.group()) >= 4 and m.group() not in _SKIP_IDENTS]
+        if not spans:
+            return None
+        m = spans[rng.randrange(len(spans))]
+        in_line = set(_IDENT.findall(line))
+        pool = [w for w in vocab[path] if w not in in_line]
+        if len(pool) < 10:
+            return None
+        distractors = rng.sample(pool, 3)
+        context = _context(files[path], i) + "\n" + line[: m.start()]
+        rest = line[m.end():]
+        return _item(rng, context, m.group() + rest, [d + rest for d in distractors], f"{path}:{i + 1}")
+
+    return _take(rng, candidates, make, n)
+
+
+def _functions(path: str, text: str) -> list[tuple[str, str, str]]:
+    """``(path, dedented signature, docstring summary)`` for every documented function of a file."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    lines = text.split("\n")
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        doc = ast.get_docstring(node)
+        if not doc or not node.body:
+            continue
+        summary = next((s.strip() for s in doc.split("\n") if s.strip()), "")
+        if not 10 <= len(summary) <= 120:
+            continue
+        header = lines[node.lineno - 1: node.body[0].lineno - 1]
+        if not header or len(header) > 6:
+            continue
+        out.append((path, textwrap.dedent("\n".join(header)).rstrip(), summary))
+    return out
+
+
+def docstring_items(docs: Docs, n: int = N_ITEMS, seed: int = 3) -> list[dict]:
+    rng = random.Random(seed)
+    funcs = [f for path, text in docs for f in _functions(path, text)]
+    candidates = list(range(len(funcs)))
+    candidates = [(funcs[k][0], k) for k in candidates]
+
+    def make(cand):
+        _, k = cand
+        path, signature, summary = funcs[k]
+        picked: list[str] = []
+        for _ in range(50):
+            p, _sig, other = funcs[rng.randrange(len(funcs))]
+            if p != path and other != summary and other not in picked:
+                picked.append(other)
+                if len(picked) == 3:
+                    return _item(rng, signature + '\n    """', summary, picked, f"{path}:{signature[:40]}")
+        return None
+
+    return _take(rng, candidates, make, n)
+
+
+def build_tasks(test_docs: Docs, n: int = N_ITEMS) -> dict[str, list[dict]]:
+    """All zoo tasks from the test split's documents."""
+    return {
+        "zoo_nextline": nextline_items(test_docs, n),
+        "zoo_identifier": identifier_items(test_docs, n),
+        "zoo_docstring": docstring_items(test_docs, n),
+    }
+
+
+def task_yaml(name: str, data_file: str) -> str:
+    """The lm-eval config of task ``name`` over the local JSONL ``data_file`` (an absolute path)."""
+    return textwrap.dedent(f"""\
+        task: {name}
+        dataset_path: json
+        dataset_kwargs:
+          data_files:
+            test: {data_file}
+        test_split: test
+        output_type: multiple_choice
+        doc_to_text: context
+        doc_to_choice: choices
+        doc_to_target: label
+        target_delimiter: ""
+        metric_list:
+          - metric: acc
+            aggregation: mean
+            higher_is_better: true
+          - metric: acc_norm
+            aggregation: mean
+            higher_is_better: true
+        metadata:
+          version: 1.0
+          description: "{TASKS[name]}"
+        """)
