@@ -27,6 +27,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "complaw.cli_laws",  # fit, validate, critical, speedup, plan, forms, demo
     "complaw.cli_compress",  # compress, methods
+    "complaw.cli_run",  # run
     "complaw.cli_zoo",  # zoo list, zoo build
 )
 for _module in COMMAND_MODULES:

@@ -141,10 +141,15 @@ def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **op
 
 
 def _jsonable(value: Any) -> Any:
+    """A compact JSON-able description of an option value (tokenizers by name, big data by size)."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if hasattr(value, "name_or_path"):  # a tokenizer
+        return f"<{type(value).__name__} {value.name_or_path}>"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a tensor of calibration data
+        return f"<{type(value).__name__} {tuple(value.shape)} {value.dtype}>"
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v) for v in value] if len(value) <= 16 else f"<{len(value)} items>"
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)
+    return f"<{type(value).__name__}>"

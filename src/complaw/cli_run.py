@@ -1,0 +1,93 @@
+"""``complaw run``: one experiment end to end (load → evaluate → compress → evaluate → RFT → evaluate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from complaw.cli import app
+from complaw.cli_compress import parse_options
+from complaw.recipe import EvalConfig, ExperimentConfig, ExperimentRecord, RuntimeConfig, run_experiment
+from complaw.recover import RFTConfig
+
+console = Console(width=None if Console().is_terminal else 120)
+
+
+@app.command("run")
+def run_command(
+    model: Annotated[str, typer.Argument(help="zoo:NAME, a checkpoint directory, or a hub id.")],
+    method: Annotated[str, typer.Option("--method", "-m", help="Compression method (complaw methods).")] = "prunenet",
+    ratio: Annotated[float, typer.Option("--ratio", "-r", help="The method's compression ratio in [0, 1).")] = 0.3,
+    rft_samples: Annotated[int, typer.Option("--rft-samples", "-D", help="Recovery samples D (0: no RFT).")] = 0,
+    rft_dataset: Annotated[str, typer.Option(help="Recovery data: zoo:rft, a .txt/.jsonl file or HF id.")] = "zoo:rft",
+    rft_lr: Annotated[float, typer.Option(help="LoRA learning rate.")] = 1e-3,
+    rft_rank: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    seq_len: Annotated[int, typer.Option(help="Tokens per sample (RFT and test blocks).")] = 128,
+    test_data: Annotated[str, typer.Option(help="Test set for the intrinsic loss.")] = "zoo:test",
+    test_blocks: Annotated[int, typer.Option(help="Test blocks of seq_len tokens.")] = 64,
+    task: Annotated[list[str] | None, typer.Option("--task", "-t", help="lm-eval task (repeatable; default: zoo tasks).")] = None,
+    no_tasks: Annotated[bool, typer.Option("--no-tasks", help="Skip zero-shot evaluation.")] = False,
+    task_limit: Annotated[int, typer.Option(help="Items per task.")] = 200,
+    include_path: Annotated[str | None, typer.Option(help="Directory of extra lm-eval task YAMLs.")] = None,
+    no_runtime: Annotated[bool, typer.Option("--no-runtime", help="Skip the runtime measurement.")] = False,
+    option: Annotated[list[str] | None, typer.Option("--option", help="Method option key=value (repeatable).")] = None,
+    calibration: Annotated[str | None, typer.Option(help="Calibration data for calibration-based methods.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of compression and RFT.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16.")] = "auto",
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow custom modelling code (off by default).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the record as JSON here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Run one experiment and print its record: base, compressed and recovered metrics."""
+    cfg = ExperimentConfig(
+        model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
+        seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+        rft=RFTConfig(samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank, seed=seed),
+        eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
+                        tasks=[] if no_tasks else task, task_limit=task_limit, include_path=include_path),
+        runtime=RuntimeConfig(enabled=not no_runtime),
+    )
+    with console.status(f"running {method} at r={ratio} on {model} (D={rft_samples})"):
+        record = run_experiment(cfg, out=out)
+    if json_out:
+        typer.echo(record.model_dump_json(indent=2))
+    else:
+        print_record(record)
+        if out:
+            console.print(f"record written to {out}")
+    if record.status != "success":
+        raise typer.Exit(1)
+
+
+def print_record(record: ExperimentRecord) -> None:
+    c = record.config
+    color = {"success": "green", "invalid": "yellow", "failed": "red"}[record.status]
+    console.print(f"[{color}]{record.status}[/{color}]  {c.model}  {c.method} r={c.ratio}  D={c.rft.samples}  "
+                  f"hash {record.config_hash}")
+    if record.error:
+        console.print(record.error, style=color)
+    t = Table()
+    for col in ("model state", "params", "test loss", "ppl", "avg acc", "latency ms", "decode tok/s"):
+        t.add_column(col, justify="right" if col != "model state" else "left")
+    for name in ("base", "compressed", "recovered"):
+        m = getattr(record, name)
+        if m is None:
+            continue
+        t.add_row(name, f"{m.params:,}", f"{m.test_loss:.4f}", f"{m.perplexity:.2f}",
+                  "–" if m.avg_acc is None else f"{m.avg_acc:.4f}",
+                  "–" if m.latency_s is None else f"{1e3 * m.latency_s:.2f}",
+                  "–" if m.decode_tokens_per_s is None else f"{m.decode_tokens_per_s:.1f}")
+    console.print(t)
+    if record.compression:
+        comp = record.compression
+        console.print(f"ratio {comp['ratio']}  measured param_reduction {comp['param_reduction']:.4f}  "
+                      f"compression {comp['wall_time_s']:.1f}s")
+    if record.base and record.base.tasks:
+        console.print("tasks: " + json.dumps({k: round(v.get("acc_norm", v["acc"]), 4)
+                                              for k, v in (record.recovered or record.base).tasks.items()}))

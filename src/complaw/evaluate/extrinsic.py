@@ -1,0 +1,123 @@
+"""Extrinsic evaluation: zero-shot accuracy through lm-evaluation-harness on the in-memory model.
+
+Any lm-eval task name works (``piqa``, ``arc_easy`` …, where the machine can reach their data), and so
+do local task configs: the zoo's tasks (``zoo_*``) are found automatically, other directories of YAML
+configs can be passed as ``include_path``. acc and acc_norm are reported per task, with their average
+(acc_norm where the task has it, acc otherwise — the convention of this line of work).
+
+    >>> res = zero_shot(model, tokenizer, ["zoo_nextline"], limit=200)
+    >>> res.average, res.tasks["zoo_nextline"]["acc"]
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass, field
+
+from complaw.errors import ComplawError
+
+PRIMARY = "acc_norm"  # averaged where present, else acc
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    tasks: dict[str, dict[str, float]]  # task -> {"acc": …, "acc_norm": …, "acc_stderr": …, "n": …}
+    average: float  # mean over tasks of acc_norm (acc where a task has no acc_norm)
+    average_acc: float  # mean over tasks of acc
+    lm_eval_version: str
+    task_versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"tasks": self.tasks, "average": self.average, "average_acc": self.average_acc,
+                "lm_eval_version": self.lm_eval_version, "task_versions": self.task_versions}
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_manager(paths: tuple[str, ...], include_defaults: bool):
+    from lm_eval.tasks import TaskManager
+
+    # Indexing lm-eval's ~15k bundled task configs takes tens of seconds: do it once per process.
+    return TaskManager(include_path=list(paths) or None, include_defaults=include_defaults)
+
+
+def _task_manager(tasks: list[str], include_path: str | list[str] | None):
+    """A TaskManager that knows ``tasks``: local task directories alone when they suffice, else lm-eval's all."""
+    paths = [include_path] if isinstance(include_path, str) else list(include_path or [])
+    if any(t.startswith("zoo_") for t in tasks):
+        from complaw import zoo
+
+        paths.append(str(zoo.task_include_path()))
+    if paths:
+        local = _cached_manager(tuple(paths), False)
+        if all(t in local.all_tasks for t in tasks):
+            return local
+    return _cached_manager(tuple(paths), True)
+
+
+def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit: int | float | None = None,
+              include_path: str | list[str] | None = None, num_fewshot: int = 0, seed: int = 1234,
+              max_length: int | None = None) -> ZeroShotResult:
+    """Run lm-eval tasks on an in-memory model and collect acc / acc_norm.
+
+    Args:
+        model: a causal LM (any module HFLM accepts: it needs ``.config``, ``.device`` and logits).
+        tokenizer: its tokenizer.
+        tasks: lm-eval task names.
+        batch_size: given to HFLM (lm-eval ignores a batch size passed to simple_evaluate for model objects).
+        limit: items per task (int) or share of each task (float); None for all.
+        include_path: extra directories of task YAMLs.
+        num_fewshot: 0 for zero-shot.
+        seed: lm-eval's random seeds.
+        max_length: context length for HFLM (default: the model's).
+    """
+    if not tasks:
+        raise ComplawError("tasks: give at least one lm-eval task name")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    for name in ("lm-eval", "lm_eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    manager = _task_manager(tasks, include_path)
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here; local tasks need their "
+                           "YAML directory as include_path (zoo tasks start with zoo_)")
+    kwargs = {"max_length": max_length} if max_length else {}
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(_device(model)), **kwargs)
+    try:
+        out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
+                                      task_manager=manager, log_samples=False, random_seed=seed,
+                                      numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                                      bootstrap_iters=0)
+    except (FileNotFoundError, ConnectionError) as err:
+        raise ComplawError(f"tasks {', '.join(tasks)}: data not reachable ({str(err)[:160]})") from None
+    results = out["results"]
+    per_task: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        r = results.get(task, {})
+        metrics = {}
+        for key in ("acc", "acc_norm"):
+            if f"{key},none" in r:
+                metrics[key] = float(r[f"{key},none"])
+            if f"{key}_stderr,none" in r and isinstance(r[f"{key}_stderr,none"], (int, float)):
+                metrics[f"{key}_stderr"] = float(r[f"{key}_stderr,none"])
+        n = out.get("n-samples", {}).get(task, {})
+        metrics["n"] = float(n.get("effective", n.get("original", 0)) if isinstance(n, dict) else 0)
+        if "acc" not in metrics:
+            raise ComplawError(f"task {task!r}: reports no acc metric; only multiple-choice tasks are supported")
+        per_task[task] = metrics
+    primary = [m.get(PRIMARY, m["acc"]) for m in per_task.values()]
+    versions = {t: str(v) for t, v in out.get("versions", {}).items() if t in per_task}
+    return ZeroShotResult(per_task, sum(primary) / len(primary),
+                          sum(m["acc"] for m in per_task.values()) / len(per_task),
+                          getattr(lm_eval, "__version__", "unknown"), versions)
+
+
+def _device(model):
+    from complaw.evaluate.intrinsic import model_device
+
+    return model_device(model)

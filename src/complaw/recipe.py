@@ -1,0 +1,327 @@
+"""One compression-law data point, end to end: the recipe.
+
+    load base → evaluate base (L0) → compress → evaluate → recover (RFT over D samples) → evaluate → record
+
+Each evaluation gives the intrinsic test loss, the zero-shot accuracies (lm-eval) and, if asked, the
+runtime. The result is one typed :class:`ExperimentRecord` keyed by the hash of its resolved config,
+with status ``success``, ``failed`` (the run broke: the error text is kept) or ``invalid`` (the run
+finished but a number is unusable, e.g. the loss became NaN). Bad settings found before any work is
+done raise :class:`~complaw.errors.ComplawError` instead.
+
+    >>> record = run_experiment(ExperimentConfig(model="zoo:llama-s", method="prunenet", ratio=0.5,
+    ...                                          rft=RFTConfig(samples=64)))
+    >>> record.status, record.compressed.test_loss, record.recovered.test_loss
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from complaw.compress import compress, get_method
+from complaw.compress.registry import check_ratio
+from complaw.errors import ComplawError
+from complaw.evaluate import lm_loss, measure_runtime, zero_shot
+from complaw.models import load
+from complaw.models.io import resolve_model_id
+from complaw.recover import RFTConfig, recover
+from complaw.textdata import load_texts, token_blocks
+
+Status = Literal["success", "failed", "invalid"]
+
+
+def zoo_tasks() -> list[str]:
+    try:
+        from complaw import zoo
+
+        return list(zoo.task_names())
+    except Exception:  # the zoo is optional: without it there are no default tasks
+        return []
+
+
+class EvalConfig(BaseModel):
+    """How a model is evaluated (the same settings for base, compressed and recovered models)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test_data: str = Field("zoo:test", description="Test set for the intrinsic loss (zoo split, file or HF id)")
+    seq_len: int = Field(128, ge=2, description="Tokens per test block")
+    max_blocks: int | None = Field(64, ge=1, description="Test blocks used (None: all)")
+    batch_size: int = Field(8, ge=1, description="Blocks per forward pass")
+    tasks: list[str] | None = Field(None, description="lm-eval tasks (None: the zoo's tasks; [] for none)")
+    task_limit: int | None = Field(200, ge=1, description="Items per task (None: all)")
+    task_batch_size: int = Field(16, ge=1, description="lm-eval batch size (given to HFLM)")
+    include_path: str | None = Field(None, description="Directory of extra lm-eval task YAMLs")
+
+    def task_list(self) -> list[str]:
+        return zoo_tasks() if self.tasks is None else list(self.tasks)
+
+
+class RuntimeConfig(BaseModel):
+    """Runtime measurement settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Measure prefill latency and decode throughput")
+    batch_size: int = Field(1, ge=1, description="Sequences per forward pass")
+    seq_len: int = Field(128, ge=1, description="Prompt tokens")
+    new_tokens: int = Field(16, ge=1, description="Generated tokens for decode throughput")
+    repeats: int = Field(5, ge=1, description="Timed repeats (median reported)")
+
+
+class ExperimentConfig(BaseModel):
+    """One experiment: (model, method, ratio, D) and how to evaluate it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., description="zoo:NAME, a local checkpoint directory, or a hub id")
+    method: str = Field(..., description="Registered compression method (complaw methods)")
+    ratio: float = Field(..., ge=0, lt=1, description="The method's own compression ratio")
+    method_options: dict[str, Any] = Field(default_factory=dict, description="Method-specific options")
+    calibration: str | None = Field(None, description="Calibration data for calibration-based methods (default zoo)")
+    seed: int = Field(0, description="Seed of the compression")
+    rft: RFTConfig = Field(default_factory=RFTConfig, description="Recovery fine-tuning")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Runtime measurement")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, …")
+    dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    trust_remote_code: bool = Field(False, description="Allow custom modelling code from the checkpoint")
+
+    def config_hash(self) -> str:
+        """Hash of the resolved config: the experiment's identity in the results store."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Metrics(BaseModel):
+    """Evaluation of one model state."""
+
+    test_loss: float
+    perplexity: float
+    test_tokens: int
+    tasks: dict[str, dict[str, float]] = Field(default_factory=dict)
+    avg_acc: float | None = None  # mean acc_norm (acc where a task has none)
+    avg_acc_raw: float | None = None  # mean acc
+    params: int
+    latency_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    flops_per_token: float | None = None
+
+
+class ExperimentRecord(BaseModel):
+    """The typed result of one experiment (one row of the results store)."""
+
+    config_hash: str
+    config: ExperimentConfig
+    status: Status = "failed"
+    error: str | None = None
+    base: Metrics | None = None
+    compressed: Metrics | None = None
+    recovered: Metrics | None = None
+    compression: dict[str, Any] | None = None
+    rft: dict[str, Any] | None = None
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+    device: str = ""
+    git_revision: str | None = None
+    started_at: str = ""
+    finished_at: str | None = None
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.model_dump_json(indent=2))
+        return p
+
+
+# --- components -------------------------------------------------------------------------------------------
+def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """``auto``: CUDA with bf16 when present, else CPU with float32."""
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ComplawError(f"--device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ComplawError(f"--device {device}: CUDA is not available on this machine; use cpu or auto")
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype == "auto":
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    elif dtype in names:
+        dt = names[dtype]
+    else:
+        raise ComplawError(f"--dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    return dev, dt
+
+
+def load_tokenizer(model_id: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_id(model_id)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ComplawError(f"model {model_id!r}: no tokenizer could be loaded ({str(err).splitlines()[0][:160]})") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+class Evaluator:
+    """Evaluates model states with fixed settings; the test blocks are tokenised once."""
+
+    def __init__(self, cfg: EvalConfig, tokenizer, runtime: RuntimeConfig | None = None):
+        self.cfg, self.tokenizer, self.runtime = cfg, tokenizer, runtime
+        self.blocks = token_blocks(load_texts(cfg.test_data), tokenizer, cfg.seq_len, cfg.max_blocks)
+        self.tasks = cfg.task_list()
+
+    def check_tasks(self) -> None:
+        """Fail early (before any model work) on a task lm-eval does not know."""
+        if self.tasks:
+            from complaw.evaluate.extrinsic import _task_manager
+
+            manager = _task_manager(self.tasks, self.cfg.include_path)
+            unknown = [t for t in self.tasks if t not in manager.all_tasks]
+            if unknown:
+                raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here "
+                                   "(local tasks need include_path; zoo tasks start with zoo_)")
+
+    def __call__(self, model, *, with_runtime: bool = True) -> Metrics:
+        from complaw.compress.registry import count_parameters
+
+        loss = lm_loss(model, self.blocks, batch_size=self.cfg.batch_size)
+        out = Metrics(test_loss=loss.loss, perplexity=loss.perplexity, test_tokens=loss.tokens,
+                      params=count_parameters(model))
+        if self.tasks and math.isfinite(loss.loss):
+            zs = zero_shot(model, self.tokenizer, self.tasks, batch_size=self.cfg.task_batch_size,
+                           limit=self.cfg.task_limit, include_path=self.cfg.include_path)
+            out.tasks, out.avg_acc, out.avg_acc_raw = zs.tasks, zs.average, zs.average_acc
+        if with_runtime and self.runtime is not None and self.runtime.enabled:
+            rt = measure_runtime(model, batch_size=self.runtime.batch_size, seq_len=self.runtime.seq_len,
+                                 new_tokens=self.runtime.new_tokens, repeats=self.runtime.repeats)
+            out.latency_s, out.decode_tokens_per_s, out.flops_per_token = (
+                rt.prefill_latency_s, rt.decode_tokens_per_s, rt.flops_per_token)
+        return out
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("complaw", "torch", "transformers", "peft", "lm_eval"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_revision() -> str | None:
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return res.stdout.strip() or None if res.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def method_options(cfg: ExperimentConfig, tokenizer) -> dict[str, Any]:
+    """The method's options, plus calibration data and tokenizer for calibration-based methods."""
+    options = dict(cfg.method_options)
+    if get_method(cfg.method).needs_calibration:
+        options.setdefault("tokenizer", tokenizer)
+        if cfg.calibration is not None:
+            options.setdefault("calibration", cfg.calibration)
+    return options
+
+
+def invalid_reason(metrics: Metrics, stage: str) -> str | None:
+    if not math.isfinite(metrics.test_loss):
+        return f"test loss of the {stage} model is {metrics.test_loss}"
+    return None
+
+
+# --- the recipe --------------------------------------------------------------------------------------------
+def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> ExperimentRecord:
+    """Run one experiment and return its record (also written as JSON to ``out`` if given).
+
+    Raises:
+        ComplawError: settings that are wrong before any work starts (unknown method or task,
+            missing model or data file, ratio out of range).
+    """
+    # Checks that need no model work: a bad setting stops here with one clear line.
+    get_method(cfg.method)
+    check_ratio(cfg.ratio)
+    device, dtype = resolve_device(cfg.device, cfg.dtype)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
+    evaluate.check_tasks()
+    if cfg.rft.samples:
+        load_texts(cfg.rft.dataset, split=cfg.rft.split, text_field=cfg.rft.text_field)
+
+    record = ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, versions=package_versions(),
+                              git_revision=git_revision(), started_at=_now(), device=str(device))
+    timings = record.timings_s
+    try:
+        t = time.perf_counter()
+        model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
+        timings["load"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        record.base = evaluate(model)
+        timings["evaluate_base"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
+        record.compression = comp.to_dict()
+        timings["compress"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        record.compressed = evaluate(model)
+        timings["evaluate_compressed"] = time.perf_counter() - t
+
+        if cfg.rft.samples:
+            t = time.perf_counter()
+            model, rft = recover(model, tokenizer, cfg.rft)
+            record.rft = rft.to_dict()
+            timings["rft"] = time.perf_counter() - t
+            t = time.perf_counter()
+            record.recovered = evaluate(model, with_runtime=False)
+            record.recovered.latency_s = record.compressed.latency_s  # LoRA merged: same architecture
+            record.recovered.decode_tokens_per_s = record.compressed.decode_tokens_per_s
+            record.recovered.flops_per_token = record.compressed.flops_per_token
+            timings["evaluate_recovered"] = time.perf_counter() - t
+        else:
+            record.recovered = record.compressed
+        reasons = [r for r in (invalid_reason(m, s) for m, s in ((record.base, "base"),
+                   (record.compressed, "compressed"), (record.recovered, "recovered"))) if r]
+        record.status, record.error = ("invalid", "; ".join(reasons)) if reasons else ("success", None)
+    except ComplawError as err:
+        record.status, record.error = "invalid", str(err)
+    except FloatingPointError as err:
+        record.status, record.error = "invalid", str(err)
+    except Exception as err:  # keep the record of a broken run, with the reason
+        record.status = "failed"
+        tail = "".join(traceback.format_exception(err)[-3:]).strip()
+        record.error = f"{type(err).__name__}: {err}\n{tail}"
+    record.finished_at = _now()
+    if out is not None:
+        record.save(out)
+    return record

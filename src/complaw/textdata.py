@@ -1,0 +1,123 @@
+"""Text datasets for recovery fine-tuning, calibration and test loss, and their cutting into token blocks.
+
+A dataset is named the way users name it elsewhere: ``zoo:test`` (a split of the bundled corpus), a local
+``.txt`` / ``.jsonl`` / ``.json`` file (optionally gzipped), or a Hugging Face dataset id
+(``wikitext:wikitext-2-raw-v1``, ``split`` chosen separately). Texts are concatenated with EOS between
+documents and cut into fixed blocks of ``seq_len`` tokens, so no block needs padding; one *sample* of
+recovery data is one block.
+
+    >>> texts = load_texts("zoo:rft")
+    >>> blocks = token_blocks(texts, tokenizer, seq_len=128)     # LongTensor (n_blocks, 128)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import torch
+
+from complaw.errors import ComplawError
+
+_LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".ndjson")
+
+
+def _open_text(path: Path) -> str:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return fh.read()
+    return path.read_text(encoding="utf-8")
+
+
+def _texts_from_file(path: Path, text_field: str) -> list[str]:
+    kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
+    raw = _open_text(path)
+    if kind == ".txt":
+        return [raw]
+    try:
+        if kind in (".jsonl", ".ndjson"):
+            records = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        elif kind == ".json":
+            records = json.loads(raw)
+        else:
+            raise ComplawError(f"{path}: unknown text file type; use .txt, .jsonl or .json (optionally .gz)")
+    except json.JSONDecodeError as err:
+        raise ComplawError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    texts = []
+    for i, rec in enumerate(records if isinstance(records, list) else [records]):
+        if isinstance(rec, str):
+            texts.append(rec)
+        elif isinstance(rec, dict) and isinstance(rec.get(text_field), str):
+            texts.append(rec[text_field])
+        else:
+            raise ComplawError(f"{path}: record {i + 1} has no string field {text_field!r}; name it with text_field")
+    return texts
+
+
+def load_texts(source: str | Path | list[str], *, split: str = "train", text_field: str = "text") -> list[str]:
+    """The documents of a dataset (see module docstring for the accepted names).
+
+    Raises:
+        ComplawError: a missing file, an unreadable one, or a hub dataset that cannot be loaded here.
+    """
+    if isinstance(source, list):
+        return [str(t) for t in source]
+    name = str(source)
+    if name.startswith("zoo:"):
+        from complaw import zoo
+
+        return zoo.load_split(name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise ComplawError(f"dataset {name!r}: is a directory; give a .txt/.jsonl/.json file")
+        texts = _texts_from_file(path, text_field)
+        if not texts or not any(t.strip() for t in texts):
+            raise ComplawError(f"dataset {name!r}: holds no text")
+        return texts
+    looks_local = name.startswith((".", "/", "~")) or name.endswith(_LOCAL_SUFFIXES) or name.endswith(".gz")
+    if looks_local:
+        raise ComplawError(f"dataset {name!r}: no such file; give an existing .txt/.jsonl file, zoo:rft/zoo:test, "
+                           "or a Hugging Face dataset id")
+    return _hub_texts(name, split, text_field)
+
+
+def _hub_texts(name: str, split: str, text_field: str) -> list[str]:
+    repo, _, config = name.partition(":")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(repo, config or None, split=split)
+    except Exception as err:  # the datasets library raises many types for "not reachable / not found"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ComplawError(f"dataset {name!r} (split {split!r}): could not be loaded ({first}); "
+                           "offline, use a local .txt/.jsonl file or a zoo split") from None
+    if text_field not in ds.column_names:
+        raise ComplawError(f"dataset {name!r}: no column {text_field!r}; columns are {', '.join(ds.column_names)}")
+    return [t for t in ds[text_field] if isinstance(t, str)]
+
+
+def token_blocks(texts: list[str], tokenizer, seq_len: int, max_blocks: int | None = None) -> torch.Tensor:
+    """Concatenate the texts (EOS between documents) and cut them into full blocks of ``seq_len`` tokens.
+
+    Returns:
+        A LongTensor of shape (n_blocks, seq_len); the tail shorter than a block is dropped.
+    """
+    if seq_len < 2:
+        raise ComplawError(f"seq_len {seq_len}: must be at least 2 tokens")
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    need = None if max_blocks is None else max_blocks * seq_len
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if eos is not None:
+            ids.append(eos)
+        if need is not None and len(ids) >= need:
+            break
+    n = len(ids) // seq_len
+    if max_blocks is not None:
+        n = min(n, max_blocks)
+    if n == 0:
+        raise ComplawError(f"dataset has {len(ids)} tokens: fewer than one block of seq_len {seq_len}")
+    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
