@@ -3,7 +3,7 @@
 The table is *synthetic*: results drawn from the paper's law with known exponents (per method and metric),
 a per-model random effect and log-normal noise, so that the demo shows the engine recovering them. It has
 the shape of a real sweep (8 base models × 2 methods × 2 metrics × 9 ratios × 4 RFT budgets, plus runtimes
-and a few failed runs) until the zoo sweep replaces it.
+and a few failed runs; S and S0 are latencies in seconds) until the zoo sweep replaces it.
 
     python scripts/make_example_table.py
 """
@@ -45,7 +45,7 @@ def main() -> None:
                         lat = float(lat0 * (1 + r) ** SPEED_B[method] * np.exp(rng.normal(0, 0.02)))
                         rows.append({"model": model, "N": n, "method": method, "metric": metric,
                                      "direction": direction, "r": r, "D": d, "L0": L0, "L": round(L, 6),
-                                     "latency_s": round(lat, 6), "base_latency_s": lat0, "status": "success"})
+                                     "S": round(lat, 6), "S0": lat0, "status": "success"})
     df = pd.DataFrame(rows)
     failed = rng.choice(len(df), size=6, replace=False)
     df.loc[failed, "status"] = "failed"

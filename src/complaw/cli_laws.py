@@ -413,7 +413,7 @@ def demo_cmd(
     validate_cmd(data=path, form=["sengupta2025"], scheme=["all"], d_unit="M-tokens")
     critical_cmd(data=path, group="method,metric", sigma=[0.8], r=[0.1, 0.2, 0.3], d_unit="M-tokens",
                  bootstrap=1000)
-    speedup_cmd(data=path, mapping=["S=latency_s", "S0=base_latency_s"], group="method", r=[0.3, 0.6])
+    speedup_cmd(data=path, group="method", r=[0.3, 0.6])
     out.mkdir(parents=True, exist_ok=True)
     ld = load_results(path)
     results = fit_groups(ld, ["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"],
