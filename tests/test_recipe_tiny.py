@@ -5,36 +5,14 @@ import math
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM
 
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime
 from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
 from complaw.recover import RFTConfig, recover, recovery_blocks
 from complaw.textdata import load_texts, token_blocks
-
-TEXT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([TEXT], trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    model = LlamaForCausalLM(cfg)
-    model.save_pretrained(root / "model")
-    fast.save_pretrained(root / "model")
-    (root / "train.txt").write_text(TEXT)
-    (root / "test.jsonl").write_text("\n".join(json.dumps({"text": TEXT[i:i + 2000]}) for i in range(0, 8000, 2000)))
-    return root
+from conftest import TEXT
 
 
 def config(tiny, **kw):

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "complaw.cli_laws",  # fit, validate, critical, speedup, plan, forms, demo
     "complaw.cli_compress",  # compress, methods
     "complaw.cli_run",  # run
+    "complaw.cli_sweep",  # sweep, results
     "complaw.cli_zoo",  # zoo list, zoo build
 )
 for _module in COMMAND_MODULES:

@@ -37,7 +37,7 @@ from complaw.models.io import resolve_model_id
 from complaw.recover import RFTConfig, recover
 from complaw.textdata import load_texts, token_blocks
 
-Status = Literal["success", "failed", "invalid"]
+Status = Literal["success", "failed", "invalid", "running"]
 
 
 def zoo_tasks() -> list[str]:
@@ -259,14 +259,19 @@ def invalid_reason(metrics: Metrics, stage: str) -> str | None:
 
 
 # --- the recipe --------------------------------------------------------------------------------------------
-def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> ExperimentRecord:
-    """Run one experiment and return its record (also written as JSON to ``out`` if given).
+def _unit_key(cfg: ExperimentConfig) -> str:
+    """Configs of one unit differ only in the amount of recovery data."""
+    d = cfg.model_dump(mode="json")
+    d["rft"].pop("samples")
+    return json.dumps(d, sort_keys=True)
 
-    Raises:
-        ComplawError: settings that are wrong before any work starts (unknown method or task,
-            missing model or data file, ratio out of range).
+
+def prepare(cfg: ExperimentConfig):
+    """Checks that need no model work, so that a bad setting stops with one clear line before any work.
+
+    Returns:
+        ``(device, dtype, tokenizer, evaluator)``.
     """
-    # Checks that need no model work: a bad setting stops here with one clear line.
     get_method(cfg.method)
     check_ratio(cfg.ratio)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
@@ -275,53 +280,117 @@ def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> E
     evaluate.check_tasks()
     if cfg.rft.samples:
         load_texts(cfg.rft.dataset, split=cfg.rft.split, text_field=cfg.rft.text_field)
+    return device, dtype, tokenizer, evaluate
 
-    record = ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, versions=package_versions(),
-                              git_revision=git_revision(), started_at=_now(), device=str(device))
-    timings = record.timings_s
+
+def _fail(record: ExperimentRecord, err: BaseException) -> None:
+    if isinstance(err, (ComplawError, FloatingPointError)):
+        record.status, record.error = "invalid", str(err)
+    else:  # keep the record of a broken run, with the reason
+        tail = "".join(traceback.format_exception(err)[-3:]).strip()
+        record.status, record.error = "failed", f"{type(err).__name__}: {err}\n{tail}"
+
+
+def _close(record: ExperimentRecord) -> None:
+    if record.status != "running":
+        record.finished_at = _now()
+        return
+    stages = ((record.base, "base"), (record.compressed, "compressed"), (record.recovered, "recovered"))
+    reasons = [r for r in (invalid_reason(m, s) for m, s in stages if m is not None) if r]
+    record.status, record.error = ("invalid", "; ".join(reasons)) if reasons else ("success", None)
+    record.finished_at = _now()
+
+
+def evaluate_base(cfg: ExperimentConfig) -> Metrics:
+    """L0 (and base runtime) of ``cfg.model`` under ``cfg``'s evaluation settings — measured once per model."""
+    device, dtype, _, evaluate = prepare(cfg)
+    model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
+    return evaluate(model)
+
+
+def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> list[ExperimentRecord]:
+    """One unit of work: compress once, evaluate at D = 0, then recover from the compressed weights for each D.
+
+    Args:
+        cfgs: experiments that differ only in ``rft.samples`` (one record each, in this order).
+        base: the base model's metrics if already measured (else they are measured here).
+
+    Raises:
+        ComplawError: settings that are wrong before any work starts (see :func:`prepare`).
+    """
+    if len({_unit_key(c) for c in cfgs}) != 1:
+        raise ValueError("run_unit: configs of one unit may differ only in rft.samples")
+    cfg = cfgs[0]
+    device, dtype, tokenizer, evaluate = prepare(cfg)
+    for c in cfgs[1:]:
+        if c.rft.samples:
+            load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
+    info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device))
+    records = [ExperimentRecord(config_hash=c.config_hash(), config=c, status="running", **info) for c in cfgs]
+    shared: dict[str, float] = {}
     try:
         t = time.perf_counter()
         model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
-        timings["load"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        record.base = evaluate(model)
-        timings["evaluate_base"] = time.perf_counter() - t
+        shared["load"] = time.perf_counter() - t
+        if base is None:
+            t = time.perf_counter()
+            base = evaluate(model)
+            shared["evaluate_base"] = time.perf_counter() - t
 
         t = time.perf_counter()
         model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
-        record.compression = comp.to_dict()
-        timings["compress"] = time.perf_counter() - t
+        shared["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        record.compressed = evaluate(model)
-        timings["evaluate_compressed"] = time.perf_counter() - t
+        compressed = evaluate(model)
+        shared["evaluate_compressed"] = time.perf_counter() - t
+    except Exception as err:  # the unit broke before any D: every record carries the reason
+        for rec in records:
+            rec.base = base
+            rec.timings_s.update(shared)
+            _fail(rec, err)
+            _close(rec)
+        return records
 
-        if cfg.rft.samples:
+    # RFT modifies the weights in place: keep the compressed weights to start every D from them.
+    snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} \
+        if any(c.rft.samples for c in cfgs) else None
+    for c, rec in zip(cfgs, records, strict=True):
+        rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
+        rec.timings_s.update(shared)
+        if not c.rft.samples:
+            rec.recovered = compressed
+            _close(rec)
+            continue
+        try:
             t = time.perf_counter()
-            model, rft = recover(model, tokenizer, cfg.rft)
-            record.rft = rft.to_dict()
-            timings["rft"] = time.perf_counter() - t
+            model, rft = recover(model, tokenizer, c.rft)
+            rec.rft = rft.to_dict()
+            rec.timings_s["rft"] = time.perf_counter() - t
             t = time.perf_counter()
-            record.recovered = evaluate(model, with_runtime=False)
-            record.recovered.latency_s = record.compressed.latency_s  # LoRA merged: same architecture
-            record.recovered.decode_tokens_per_s = record.compressed.decode_tokens_per_s
-            record.recovered.flops_per_token = record.compressed.flops_per_token
-            timings["evaluate_recovered"] = time.perf_counter() - t
-        else:
-            record.recovered = record.compressed
-        reasons = [r for r in (invalid_reason(m, s) for m, s in ((record.base, "base"),
-                   (record.compressed, "compressed"), (record.recovered, "recovered"))) if r]
-        record.status, record.error = ("invalid", "; ".join(reasons)) if reasons else ("success", None)
-    except ComplawError as err:
-        record.status, record.error = "invalid", str(err)
-    except FloatingPointError as err:
-        record.status, record.error = "invalid", str(err)
-    except Exception as err:  # keep the record of a broken run, with the reason
-        record.status = "failed"
-        tail = "".join(traceback.format_exception(err)[-3:]).strip()
-        record.error = f"{type(err).__name__}: {err}\n{tail}"
-    record.finished_at = _now()
+            recovered = evaluate(model, with_runtime=False)
+            # LoRA is merged: the architecture, and so the runtime, is the compressed model's
+            recovered.latency_s = compressed.latency_s
+            recovered.decode_tokens_per_s = compressed.decode_tokens_per_s
+            recovered.flops_per_token = compressed.flops_per_token
+            rec.recovered = recovered
+            rec.timings_s["evaluate_recovered"] = time.perf_counter() - t
+        except Exception as err:
+            _fail(rec, err)
+        finally:
+            model.load_state_dict(snapshot)
+        _close(rec)
+    return records
+
+
+def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> ExperimentRecord:
+    """Run one experiment and return its record (also written as JSON to ``out`` if given).
+
+    Raises:
+        ComplawError: settings that are wrong before any work starts (unknown method or task,
+            missing model or data file, ratio out of range).
+    """
+    record = run_unit([cfg])[0]
     if out is not None:
         record.save(out)
     return record

@@ -108,19 +108,23 @@ def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None
     gen = torch.Generator().manual_seed(cfg.seed)
     curve: list[float] = []
     peft_model.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(blocks), generator=gen)
-        for i in range(0, len(blocks), cfg.batch_size):
-            ids = blocks[order[i:i + cfg.batch_size]].to(device)
-            loss = peft_model(input_ids=ids, labels=ids).loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"RFT loss became {loss.item()} at step {len(curve)}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            curve.append(float(loss.detach()))
+    try:
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(blocks), generator=gen)
+            for i in range(0, len(blocks), cfg.batch_size):
+                ids = blocks[order[i:i + cfg.batch_size]].to(device)
+                loss = peft_model(input_ids=ids, labels=ids).loss
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"RFT loss became {loss.item()} at step {len(curve)}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()
+                sched.step()
+                curve.append(float(loss.detach()))
+    except BaseException:
+        peft_model.unload()  # leave the caller's model as it was, without adapters
+        raise
     merged = peft_model.merge_and_unload()
     merged.eval()
     record = RFTRecord(int(len(blocks)), int(blocks.numel()), len(curve), cfg.seq_len, cfg.dataset,

@@ -84,6 +84,8 @@ def _read_sqlite(path: Path, table: str | None) -> pd.DataFrame:
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")]
+        if table is None and "law_rows" in tables:  # a complaw results store
+            table = "law_rows"
         if table is None:
             if len(tables) != 1:
                 raise ComplawError(

@@ -1,0 +1,216 @@
+"""Running a sweep: skip what the store already holds, measure each base model once, run the units on an
+executor, store every record as it arrives, then fit the laws and write the report.
+
+    >>> result = run_sweep(load_spec("quick"))
+    >>> result.counts, result.report_dir
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from complaw.recipe import ExperimentConfig, ExperimentRecord, Metrics, _now, evaluate_base, prepare, run_unit
+from complaw.sweep.executors import get_executor
+from complaw.sweep.spec import SweepSpec, Unit
+from complaw.sweep.store import ResultStore
+
+DONE = ("success", "invalid")  # outcomes a rerun would repeat; failed units are retried on request
+
+
+def base_key(cfg: ExperimentConfig) -> str:
+    """Identity of a base-model evaluation: the model and every setting that changes its numbers."""
+    d = cfg.model_dump(mode="json", include={"model", "eval", "runtime", "device", "dtype", "trust_remote_code"})
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What an executor runs: a base evaluation (``configs`` of one) or a unit."""
+
+    kind: str  # "base" | "unit"
+    label: str
+    configs: list[ExperimentConfig]
+    base: Metrics | None = None
+    threads: int | None = None
+
+
+@dataclass
+class JobResult:
+    records: list[ExperimentRecord] = field(default_factory=list)
+    base: Metrics | None = None
+    error: str | None = None
+    wall_s: float = 0.0
+
+
+def run_job(job: Job) -> JobResult:
+    """Run one job, never raising: failures come back as failed records (or a base error)."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the sweep shows its own progress
+    start = time.perf_counter()
+    if job.kind == "base":
+        try:
+            return JobResult(base=evaluate_base(job.configs[0]), wall_s=time.perf_counter() - start)
+        except Exception as err:
+            return JobResult(error=f"{type(err).__name__}: {err}", wall_s=time.perf_counter() - start)
+    try:
+        records = run_unit(job.configs, base=job.base)
+    except Exception as err:  # prepare() refused it, or an internal error: every record says why
+        records = []
+        for cfg in job.configs:
+            rec = ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, base=job.base, started_at=_now(),
+                                   finished_at=_now())
+            rec.status = "invalid" if err.__class__.__name__ == "ComplawError" else "failed"
+            rec.error = f"{type(err).__name__}: {err}\n" + "".join(traceback.format_exception(err)[-2:]).strip()
+            records.append(rec)
+    wall = time.perf_counter() - start
+    for rec in records:
+        rec.timings_s["unit_wall"] = wall
+    return JobResult(records=records, wall_s=wall)
+
+
+@dataclass
+class SweepResult:
+    store: Path
+    units_total: int
+    units_run: int
+    units_skipped: int
+    counts: dict[str, int]
+    wall_s: float
+    compute_s: float  # the jobs' own wall time, summed
+    report_dir: Path | None = None
+    summary: list[str] = field(default_factory=list)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None = None, retry_failed: bool = False,
+              report: bool = True, console: Console | None = None, show_progress: bool = True) -> SweepResult:
+    """Run (or resume) a sweep and, unless ``report=False``, fit the laws and write the report.
+
+    Raises:
+        ComplawError: a bad setting found before any work (unknown method or task, missing data, …).
+        KeyboardInterrupt: after storing every finished unit (a rerun resumes from there).
+    """
+    console = console or Console()
+    start = time.perf_counter()
+    units = spec.units()
+    # A bad setting stops here, before any work: check one experiment of every model and method.
+    seen = set()
+    for u in units:
+        if (u.model, u.method) not in seen:
+            seen.add((u.model, u.method))
+            prepare(u.configs[-1])
+    store = ResultStore(spec.store)
+    try:
+        ok = DONE if not retry_failed else ("success", "invalid")
+        status = store.statuses()
+        todo: list[Unit] = []
+        for u in units:
+            missing = [c for c in u.configs if status.get(c.config_hash()) not in ok]
+            if missing:
+                todo.append(Unit(u.model, u.method, u.ratio, u.seed, missing))
+        console.print(f"sweep [bold]{spec.name}[/bold]: {len(units)} units "
+                      f"({len(units) - len(todo)} already stored, {len(todo)} to run) → {spec.store}")
+        run = get_executor(executor, address=address, cpus_per_job=spec.cpus_per_unit,
+                           gpus_per_job=spec.gpus_per_unit)
+        compute = 0.0
+        # Each base model's L0 and runtime, once per evaluation setting.
+        bases: dict[str, Metrics | None] = {}
+        base_jobs = []
+        for u in todo:
+            key = base_key(u.configs[0])
+            if key not in bases:
+                bases[key] = store.get_base(key)
+                if bases[key] is None:
+                    base_jobs.append(Job("base", f"base {u.model}", [u.configs[0]], threads=spec.threads))
+        with _progress(console) if show_progress else _NullProgress() as progress:
+            if base_jobs:
+                task = progress.add_task("base models", total=len(base_jobs))
+                for job, res in run(base_jobs, run_job):
+                    compute += res.wall_s
+                    key = base_key(job.configs[0])
+                    if res.base is not None:
+                        store.put_base(key, job.configs[0].model, res.base, _now())
+                    else:
+                        console.print(f"  base evaluation of {job.configs[0].model} failed: {res.error}", style="red")
+                    bases[key] = res.base
+                    progress.advance(task)
+            jobs = [Job("unit", u.label, u.configs, bases.get(base_key(u.configs[0])), spec.threads) for u in todo]
+            task = progress.add_task("units", total=len(jobs))
+            for job, res in run(jobs, run_job):
+                compute += res.wall_s
+                store.put(res.records, spec.name)
+                bad = [r for r in res.records if r.status != "success"]
+                if bad:
+                    progress.console.print(f"  {job.label}: {bad[0].status} — {(bad[0].error or '').splitlines()[0]}",
+                                           style="yellow")
+                progress.update(task, advance=1, description=f"units ({job.label})")
+        result = SweepResult(Path(spec.store), len(units), len(todo), len(units) - len(todo),
+                             store.counts(), time.perf_counter() - start, compute)
+        if report and spec.report_dir() is not None:
+            result.report_dir, result.summary = write_report(store, spec)
+        return result
+    except KeyboardInterrupt:
+        counts = store.counts()
+        console.print(f"\ninterrupted: {sum(counts.values())} experiments stored in {spec.store}; "
+                      "run the same command again to resume", style="yellow")
+        raise
+    finally:
+        store.close()
+
+
+def write_report(store: ResultStore, spec: SweepSpec) -> tuple[Path, list[str]]:
+    """Fit, decide and write the report of the sweep's rows in the store."""
+    from complaw.laws import DUnit
+    from complaw.report import build_report
+
+    frame = store.law_frame()
+    frame = frame[frame["sweep"] == spec.name] if "sweep" in frame else frame
+    law = spec.laws
+    rep = build_report(frame, spec.report_dir(), forms=tuple(law.forms), sigmas=tuple(law.sigmas),
+                       unit=DUnit(law.d_unit, law.d_scale), bootstrap=law.bootstrap,
+                       title=f"complaw sweep {spec.name}")
+    return spec.report_dir(), rep.summary_lines()
+
+
+class _NullProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *a: Any, **k: Any) -> int:
+        return 0
+
+    def advance(self, *a: Any, **k: Any) -> None:
+        pass
+
+    def update(self, *a: Any, **k: Any) -> None:
+        pass
+
+    console = Console(quiet=True)

@@ -1,0 +1,178 @@
+"""The sweep spec: one YAML file declaring models × methods × ratios × D values × seeds and the settings.
+
+    name: demo
+    models: [zoo:llama-s, zoo:llama-m]
+    methods: [prunenet, {name: slicegpt, options: {round_to: 8}}]
+    ratios: [0.1, 0.3, 0.5]
+    rft_samples: [0, 32, 128]
+    rft: {seq_len: 128, lr: 1.0e-3}
+
+Every key can be overridden on the command line as ``key=value`` (dotted for nested keys, values in
+YAML syntax): ``complaw sweep spec.yaml ratios=[0.2,0.4] rft.lr=5e-4 eval.task_limit=100``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from complaw.errors import ComplawError
+from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig
+from complaw.recover import RFTConfig
+
+
+class MethodSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., description="Registered compression method")
+    options: dict[str, Any] = Field(default_factory=dict, description="Method options")
+    calibration: str | None = Field(None, description="Calibration data (calibration-based methods)")
+
+
+class LawSettings(BaseModel):
+    """What is fitted and decided after the sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    forms: list[str] = Field(default_factory=lambda: ["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"],
+                             description="Law forms fitted per (method, metric)")
+    sigmas: list[float] = Field(default_factory=lambda: [0.8, 0.9], description="Target retentions for r_crit")
+    d_unit: str = Field("samples", description="Name of the D unit the laws see")
+    d_scale: float = Field(1.0, gt=0, description="Raw samples per law unit of D")
+    bootstrap: int = Field(200, ge=0, description="Bootstrap resamples of each fit")
+
+
+class SweepSpec(BaseModel):
+    """A grid of compression experiments and how to run, store and report them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("sweep", description="Name of the sweep (stored with every record)")
+    models: list[str] = Field(..., min_length=1, description="Base models: zoo:NAME, directories or hub ids")
+    methods: list[MethodSpec] = Field(..., min_length=1, description="Compression methods")
+    ratios: list[float] = Field(..., min_length=1, description="Compression ratios in [0, 1)")
+    rft_samples: list[int] = Field(default_factory=lambda: [0], min_length=1, description="D values (0: no RFT)")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds (compression and RFT)")
+    rft: RFTConfig = Field(default_factory=RFTConfig, description="RFT settings (samples come from rft_samples)")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation settings")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Runtime measurement")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    dtype: str = Field("auto", description="auto, float32, bfloat16, float16")
+    threads: int | None = Field(None, ge=1, description="torch threads per unit (fix it for bit-identical reruns)")
+    trust_remote_code: bool = Field(False, description="Allow custom modelling code")
+    store: str = Field("complaw_results/results.db", description="SQLite results store")
+    report: str | None = Field("reports/{name}", description="Report directory ({name} = sweep name); null: none")
+    laws: LawSettings = Field(default_factory=LawSettings, description="Laws fitted after the sweep")
+    cpus_per_unit: float = Field(1.0, gt=0, description="CPUs a unit declares to Ray")
+    gpus_per_unit: float = Field(0.0, ge=0, description="GPUs a unit declares to Ray")
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v):
+        return [{"name": m} if isinstance(m, str) else m for m in v]
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v):
+        bad = [r for r in v if not 0 <= r < 1]
+        if bad:
+            raise ValueError(f"ratio {bad[0]} outside [0, 1)")
+        return v
+
+    @field_validator("rft_samples")
+    @classmethod
+    def _d(cls, v):
+        if any(d < 0 for d in v):
+            raise ValueError("rft_samples must be ≥ 0")
+        return sorted(set(v))
+
+    def report_dir(self) -> Path | None:
+        return Path(self.report.format(name=self.name)) if self.report else None
+
+    def experiment(self, model: str, method: MethodSpec, ratio: float, d: int, seed: int) -> ExperimentConfig:
+        return ExperimentConfig(
+            model=model, method=method.name, ratio=ratio, method_options=method.options,
+            calibration=method.calibration, seed=seed, rft=self.rft.model_copy(update={"samples": d, "seed": seed}),
+            eval=self.eval, runtime=self.runtime, device=self.device, dtype=self.dtype,
+            trust_remote_code=self.trust_remote_code)
+
+    def units(self) -> list[Unit]:
+        """One unit per (model, method, ratio, seed), holding one experiment per D."""
+        out = []
+        for model in self.models:
+            for method in self.methods:
+                for ratio in self.ratios:
+                    for seed in self.seeds:
+                        cfgs = [self.experiment(model, method, ratio, d, seed) for d in self.rft_samples]
+                        out.append(Unit(model, method.name, ratio, seed, cfgs))
+        return out
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Compress once, evaluate at D = 0, then recover for every D: one record per config."""
+
+    model: str
+    method: str
+    ratio: float
+    seed: int
+    configs: list[ExperimentConfig]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.method} r={self.ratio:g} seed={self.seed}"
+
+    @property
+    def hashes(self) -> list[str]:
+        return [c.config_hash() for c in self.configs]
+
+
+PRESETS = ("quick", "demo")
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        if not isinstance(node.get(k, {}), dict):
+            raise ComplawError(f"override {dotted}: {k!r} is not a section")
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSpec:
+    """Read a spec file (or a preset name: quick, demo) and apply ``key=value`` overrides."""
+    text = str(source)
+    if text in PRESETS:
+        raw = resources.files("complaw.sweep.presets").joinpath(f"{text}.yaml").read_text()
+        where = f"preset {text}"
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ComplawError(f"spec {text!r}: no such file; give a YAML spec or a preset ({', '.join(PRESETS)})")
+        raw, where = path.read_text(), str(path)
+    try:
+        tree = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as err:
+        raise ComplawError(f"{where}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ComplawError(f"{where}: the spec must be a mapping of keys to values")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ComplawError(f"override {item!r}: expected key=value, e.g. ratios=[0.1,0.3] or rft.lr=1e-3")
+        try:
+            _set(tree, key.strip(), yaml.safe_load(value))
+        except yaml.YAMLError:
+            raise ComplawError(f"override {item!r}: the value is not valid YAML") from None
+    try:
+        return SweepSpec.model_validate(tree)
+    except ValidationError as err:
+        e = err.errors()[0]
+        loc = ".".join(str(x) for x in e["loc"]) or "spec"
+        raise ComplawError(f"{where}: {loc}: {e['msg']}") from None

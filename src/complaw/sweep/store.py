@@ -1,0 +1,161 @@
+"""The results store: one SQLite file, one row per experiment keyed by its config hash.
+
+Tables:
+
+- ``experiments``: the full typed record (JSON) with status and error, keyed by ``config_hash``;
+- ``bases``: each base model's metrics (L0, base runtime), measured once per evaluation setting;
+- ``law_rows``: the records flattened to the law engine's columns (one row per experiment × metric:
+  ``model, N, method, metric, direction, r, D, L0, L, S, S0, param_reduction, status, error …``), so
+  ``complaw fit results.db`` and ``complaw report results.db`` read the store directly.
+
+Only the sweep's driver writes; every record is committed as soon as its unit finishes, so a killed sweep
+loses at most the units in flight.
+
+    >>> store = ResultStore("complaw_results/results.db")
+    >>> store.law_frame().query("metric == 'test_loss'")
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from complaw.recipe import ExperimentRecord, Metrics
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS experiments (
+    config_hash TEXT PRIMARY KEY, sweep TEXT, model TEXT, method TEXT, ratio REAL, rft_samples INTEGER,
+    seed INTEGER, status TEXT, error TEXT, finished_at TEXT, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bases (
+    base_key TEXT PRIMARY KEY, model TEXT, metrics TEXT NOT NULL, created_at TEXT);
+CREATE TABLE IF NOT EXISTS law_rows (
+    config_hash TEXT, metric TEXT, sweep TEXT, model TEXT, N REAL, method TEXT, direction TEXT, r REAL,
+    D REAL, D_tokens REAL, seed INTEGER, L0 REAL, L REAL, S REAL, S0 REAL, param_reduction REAL,
+    status TEXT, error TEXT, PRIMARY KEY (config_hash, metric));
+"""
+
+
+def _num(x) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def law_rows_of(record: ExperimentRecord, sweep: str = "") -> list[dict]:
+    """A record flattened to one law-engine row per metric (test_loss, avg_acc and each task)."""
+    c = record.config
+    base, rec = record.base, record.recovered
+    common = {
+        "config_hash": record.config_hash, "sweep": sweep, "model": c.model, "method": c.method, "r": c.ratio,
+        "D": float(c.rft.samples), "D_tokens": float(c.rft.samples * c.rft.seq_len), "seed": c.seed,
+        "N": float(base.params) if base else None,
+        "S0": _num(base.latency_s) if base else None, "S": _num(rec.latency_s) if rec else None,
+        "param_reduction": (record.compression or {}).get("param_reduction"),
+        "status": record.status, "error": record.error,
+    }
+    metrics: list[tuple[str, str, float | None, float | None]] = []
+    if base is not None or rec is not None:
+        metrics.append(("test_loss", "lower", _num(base.test_loss) if base else None,
+                        _num(rec.test_loss) if rec else None))
+        metrics.append(("avg_acc", "higher", _num(base.avg_acc) if base and base.avg_acc is not None else None,
+                        _num(rec.avg_acc) if rec and rec.avg_acc is not None else None))
+        tasks = sorted(set((base.tasks if base else {}) | (rec.tasks if rec else {})))
+        for t in tasks:
+            metrics.append((t, "higher", _task_score(base, t), _task_score(rec, t)))
+    else:  # a unit that broke before any evaluation: one row carries the failure
+        metrics.append(("test_loss", "lower", None, None))
+    return [{**common, "metric": m, "direction": d, "L0": base_v, "L": value} for m, d, base_v, value in metrics
+            if not (m == "avg_acc" and base_v is None and value is None)]
+
+
+def _task_score(m: Metrics | None, task: str) -> float | None:
+    """acc_norm where the task has it, else acc (the convention of the compression-laws papers)."""
+    if m is None or task not in m.tasks:
+        return None
+    return _num(m.tasks[task].get("acc_norm", m.tasks[task]["acc"]))
+
+
+class ResultStore:
+    """The SQLite results store (see module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = sqlite3.connect(self.path, timeout=60)
+        self.con.execute("PRAGMA journal_mode=WAL")
+        self.con.execute("PRAGMA synchronous=NORMAL")
+        self.con.executescript(SCHEMA)
+        self.con.commit()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- writing ---------------------------------------------------------------------------------------------
+    def put(self, records: list[ExperimentRecord], sweep: str = "") -> None:
+        """Store records (replacing earlier ones with the same hash) in one transaction."""
+        with self.con:
+            for rec in records:
+                c = rec.config
+                self.con.execute(
+                    "INSERT OR REPLACE INTO experiments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (rec.config_hash, sweep, c.model, c.method, c.ratio, c.rft.samples, c.seed, rec.status,
+                     rec.error, rec.finished_at, rec.model_dump_json()))
+                self.con.execute("DELETE FROM law_rows WHERE config_hash = ?", (rec.config_hash,))
+                rows = law_rows_of(rec, sweep)
+                cols = list(rows[0])
+                self.con.executemany(
+                    f"INSERT INTO law_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(r[k] for k in cols) for r in rows])
+
+    def put_base(self, key: str, model: str, metrics: Metrics, created_at: str = "") -> None:
+        with self.con:
+            self.con.execute("INSERT OR REPLACE INTO bases VALUES (?,?,?,?)",
+                             (key, model, metrics.model_dump_json(), created_at))
+
+    # --- reading ---------------------------------------------------------------------------------------------
+    def get_base(self, key: str) -> Metrics | None:
+        row = self.con.execute("SELECT metrics FROM bases WHERE base_key = ?", (key,)).fetchone()
+        return Metrics.model_validate_json(row[0]) if row else None
+
+    def statuses(self, hashes: list[str] | None = None) -> dict[str, str]:
+        """config_hash -> status, for all records or the given ones."""
+        if hashes is None:
+            return dict(self.con.execute("SELECT config_hash, status FROM experiments"))
+        out = {}
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i:i + 500]
+            q = f"SELECT config_hash, status FROM experiments WHERE config_hash IN ({','.join('?' * len(chunk))})"
+            out.update(dict(self.con.execute(q, chunk)))
+        return out
+
+    def records(self, where: str = "", params: tuple = ()) -> list[ExperimentRecord]:
+        q = "SELECT record FROM experiments" + (f" WHERE {where}" if where else "") + " ORDER BY rowid"
+        return [ExperimentRecord.model_validate_json(r[0]) for r in self.con.execute(q, params)]
+
+    def frame(self) -> pd.DataFrame:
+        """One row per experiment: identity, status, error and the headline numbers."""
+        rows = []
+        for rec in self.records():
+            c, b, m = rec.config, rec.base, rec.recovered
+            rows.append({
+                "config_hash": rec.config_hash, "model": c.model, "method": c.method, "ratio": c.ratio,
+                "rft_samples": c.rft.samples, "seed": c.seed, "status": rec.status,
+                "param_reduction": (rec.compression or {}).get("param_reduction"),
+                "base_loss": b.test_loss if b else None, "test_loss": m.test_loss if m else None,
+                "base_acc": b.avg_acc if b else None, "avg_acc": m.avg_acc if m else None,
+                "latency_s": m.latency_s if m else None, "error": (rec.error or "").splitlines()[0] if rec.error else "",
+            })
+        return pd.DataFrame(rows)
+
+    def law_frame(self) -> pd.DataFrame:
+        return pd.read_sql_query("SELECT * FROM law_rows ORDER BY rowid", self.con)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.con.execute("SELECT status, COUNT(*) FROM experiments GROUP BY status"))

@@ -1,0 +1,155 @@
+"""Sweeps: spec and overrides, the store, resuming after SIGKILL, failing units, and Ray = local."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from complaw.compress.registry import _METHODS, register_method
+from complaw.errors import ComplawError
+from complaw.laws import load_results
+from complaw.sweep import ResultStore, load_spec, run_sweep
+
+STABLE = ["config_hash", "metric", "model", "method", "r", "D", "L0", "L", "param_reduction", "status"]
+
+
+def spec_file(tiny, path, **extra):
+    spec = {
+        "name": "t", "models": [str(tiny / "model")], "methods": ["random-ffn", "magnitude-ffn"],
+        "ratios": [0.25, 0.5, 0.75], "rft_samples": [0, 8], "threads": 1,
+        "rft": {"seq_len": 32, "dataset": str(tiny / "train.txt"), "batch_size": 4, "lr": 3.0e-3},
+        "eval": {"test_data": str(tiny / "test.jsonl"), "seq_len": 32, "max_blocks": 8, "tasks": []},
+        "runtime": {"enabled": False}, "store": str(path / "results.db"), "report": None,
+    }
+    spec.update(extra)
+    f = path / "spec.yaml"
+    f.write_text(yaml.safe_dump(spec))
+    return f
+
+
+def stable_rows(db):
+    with ResultStore(db) as st:
+        frame = st.law_frame()
+    return frame[STABLE].sort_values(["config_hash", "metric"]).reset_index(drop=True)
+
+
+def test_spec_overrides_and_errors(tiny, tmp_path):
+    f = spec_file(tiny, tmp_path)
+    s = load_spec(f, ["ratios=[0.1,0.2]", "rft.lr=5e-4", "eval.max_blocks=4"])
+    assert s.ratios == [0.1, 0.2] and s.rft.lr == 5e-4 and s.eval.max_blocks == 4
+    units = s.units()
+    assert len(units) == 2 * 2 and all(len(u.configs) == 2 for u in units)
+    assert [c.rft.samples for c in units[0].configs] == [0, 8]
+    with pytest.raises(ComplawError, match="ratios"):
+        load_spec(f, ["ratios=[1.5]"])
+    with pytest.raises(ComplawError, match="no such file"):
+        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(ComplawError, match="key=value"):
+        load_spec(f, ["ratios"])
+    with pytest.raises(ComplawError, match="bogus"):
+        load_spec(f, ["bogus=1"])
+    assert load_spec("quick").name == "quick" and load_spec("demo").name == "demo"
+
+
+def test_sweep_stores_everything_and_reruns_nothing(tiny, tmp_path):
+    s = load_spec(spec_file(tiny, tmp_path))
+    first = run_sweep(s, show_progress=False)
+    assert first.units_run == 6 and first.counts == {"success": 12}
+    again = run_sweep(s, show_progress=False)
+    assert again.units_run == 0 and again.units_skipped == 6
+    rows = load_results(tmp_path / "results.db")  # the law engine reads the store directly
+    assert set(rows.frame["metric"]) == {"test_loss"} and len(rows.frame) == 12
+    # D = 0 and D = 8 share one compression: same param_reduction, same compressed model
+    with ResultStore(tmp_path / "results.db") as st:
+        recs = st.records()
+    by_unit = {}
+    for r in recs:
+        by_unit.setdefault((r.config.method, r.config.ratio), []).append(r)
+    for pair in by_unit.values():
+        assert pair[0].compressed == pair[1].compressed
+
+
+def test_sigkill_midway_then_resume_equals_uninterrupted(tiny, tmp_path):
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    ref_dir.mkdir()
+    run_dir.mkdir()
+    run_sweep(load_spec(spec_file(tiny, ref_dir)), show_progress=False)
+    f = spec_file(tiny, run_dir)
+    db = run_dir / "results.db"
+    cmd = [sys.executable, "-m", "complaw", "sweep", str(f), "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    stored = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    stored = con.execute("SELECT COUNT(*) FROM experiments").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if stored >= 4:
+                break
+    assert proc.poll() is None, "the sweep finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with ResultStore(db) as st:
+        before = {r.config_hash: r.finished_at for r in st.records()}
+    assert 4 <= len(before) < 12
+    resumed = run_sweep(load_spec(f), show_progress=False)
+    assert resumed.units_skipped >= 2 and resumed.units_run <= 4
+    with ResultStore(db) as st:
+        after = {r.config_hash: r.finished_at for r in st.records()}
+    assert all(after[h] == t for h, t in before.items())  # nothing finished was recomputed
+    assert stable_rows(db).equals(stable_rows(ref_dir / "results.db"))  # nothing lost, same numbers
+
+
+@pytest.fixture
+def exploding_method():
+    @register_method("explode-at-half", description="test-only: fails at ratio 0.5")
+    def explode(model, ratio, *, seed=0):
+        if ratio == 0.5:
+            raise RuntimeError("injected failure at r=0.5")
+        from complaw.compress.ffn import random_ffn
+
+        return random_ffn(model, ratio, seed=seed)
+
+    yield "explode-at-half"
+    _METHODS.pop("explode-at-half")
+
+
+def test_a_failing_unit_is_stored_and_excluded(tiny, tmp_path, exploding_method):
+    s = load_spec(spec_file(tiny, tmp_path, methods=[exploding_method]))
+    res = run_sweep(s, show_progress=False)
+    assert res.counts == {"success": 4, "failed": 2}
+    with ResultStore(tmp_path / "results.db") as st:
+        failed = st.records("status = 'failed'")
+    assert {r.config.ratio for r in failed} == {0.5} and "injected failure" in failed[0].error
+    rows = load_results(tmp_path / "results.db")
+    assert rows.dropped == {"status is not success": 2} and 0.5 not in set(rows.frame["r"])
+
+
+def test_ray_executor_gives_the_same_records(tiny, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    local_dir.mkdir()
+    ray_dir.mkdir()
+    over = {"methods": ["magnitude-ffn"], "ratios": [0.25, 0.5]}
+    run_sweep(load_spec(spec_file(tiny, local_dir, **over)), show_progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = run_sweep(load_spec(spec_file(tiny, ray_dir, **over)), executor="ray", show_progress=False)
+    finally:
+        ray.shutdown()
+    assert res.counts == {"success": 4}
+    assert stable_rows(ray_dir / "results.db").equals(stable_rows(local_dir / "results.db"))
+    assert torch.get_num_threads() >= 1
