@@ -55,7 +55,7 @@ def test_blocks(tok, n: int = 8, seqlen: int = 128) -> torch.Tensor:
     from complaw.zoo import load_split
 
     ids: list[int] = []
-    for text in load_split("test")[:4]:
+    for text in load_split("test")[:8]:
         ids.extend(tok(text, add_special_tokens=False)["input_ids"])
     return torch.tensor(ids[: n * seqlen]).view(n, seqlen)
 
@@ -71,20 +71,28 @@ def loss(model, blocks: torch.Tensor) -> float:
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 1e-3)])
 def test_zoo_invariance(family, dtype, tol):
+    """Ratio 0: same logits. In float64 the reference is the model with exact float64 norms: the stock HF
+    RMSNorm computes in fp32 even for float64 inputs, an error (~1e-6 on these logits) of the stock model,
+    not of the method."""
+    from test_slicegpt import exact_reference_logits
+
     model, tok = load_zoo(family, dtype)
     blocks = test_blocks(tok, n=2)
-    ref = model(blocks).logits
+    ref = exact_reference_logits(model, blocks) if dtype == torch.float64 else model(blocks).logits
+    stock = model(blocks).logits
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, _ = compress(model, "slicegpt", 0.0, calibration="zoo:calibration", tokenizer=tok, round_to=1,
                             calibration_samples=16, calibration_seqlen=128)
-    assert (model(blocks).logits - ref).abs().max().item() <= tol
+    out = model(blocks).logits
+    assert (out - ref).abs().max().item() <= tol
+    assert (out - stock).abs().max().item() <= 1e-3
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_zoo_loss_rises_with_ratio_and_beats_random_rotation(family):
     base, tok = load_zoo(family)
-    blocks = test_blocks(tok)
+    blocks = test_blocks(tok, n=32)  # enough tokens that neighbouring ratios are told apart (~1e-3 nats)
     dense = loss(base, blocks)
     pca, rnd = [], []
     for ratio in (0.1, 0.3, 0.5):

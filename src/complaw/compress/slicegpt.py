@@ -250,20 +250,34 @@ def fuse_norms(model: nn.Module) -> None:
 # Step 2: rotation and slicing
 
 
-def _rotate_inputs(linear: nn.Linear, q: torch.Tensor) -> None:
-    """W (out, D) <- W Q (out, k): the linear reads the rotated, sliced stream."""
-    w = linear.weight.data
-    linear.weight.data = (w.double() @ q.to(w.device)).to(w.dtype)
-    linear.in_features = q.shape[1]
+def _matmul64(w: torch.Tensor, q: torch.Tensor, rows: int = 4096) -> torch.Tensor:
+    """``w @ q`` computed in float64 and cast back to ``w``'s dtype, a block of rows at a time.
+
+    Row blocks keep the float64 temporaries small (an LM head or embedding is V x D: a full float64 copy
+    of a 128k-vocabulary head would be gigabytes).
+    """
+    out = torch.empty(w.shape[0], q.shape[1], dtype=w.dtype, device=w.device)
+    qd = q.to(w.device, torch.float64)
+    for i in range(0, w.shape[0], rows):
+        out[i:i + rows] = (w[i:i + rows].double() @ qd).to(w.dtype)
+    return out
+
+
+def _rotate_inputs(linear: nn.Module, q: torch.Tensor) -> None:
+    """W (out, D) <- W Q (out, k): the linear reads the rotated, sliced stream (works for embeddings too)."""
+    linear.weight.data = _matmul64(linear.weight.data, q)
+    if isinstance(linear, nn.Embedding):
+        linear.embedding_dim = q.shape[1]
+    else:
+        linear.in_features = q.shape[1]
 
 
 def _rotate_outputs(linear: nn.Linear, q: torch.Tensor) -> None:
     """W (D, in) <- Q^T W (k, in), bias likewise: the linear writes the rotated, sliced stream."""
     w = linear.weight.data
-    qd = q.to(w.device)
-    linear.weight.data = (qd.T @ w.double()).to(w.dtype)
+    linear.weight.data = _matmul64(w.T, q).T.contiguous()
     if linear.bias is not None:
-        linear.bias.data = (linear.bias.data.double() @ qd).to(w.dtype)
+        linear.bias.data = (linear.bias.data.double() @ q.to(w.device, torch.float64)).to(w.dtype)
     linear.out_features = q.shape[1]
 
 
@@ -404,14 +418,17 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
         timings["pca_s"] += time.perf_counter() - t
         return q
 
+    # Activations are rotated in the model's dtype like the reference (fp32 for half types); weights in fp64.
+    act_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
     def rotate(signals: list[torch.Tensor], q: torch.Tensor) -> list[torch.Tensor]:
-        return [(x.double() @ q).to(dtype) for x in signals]
+        qa = q.to(act_dtype)
+        return [(x.to(act_dtype) @ qa).to(dtype) for x in signals]
 
     # Embeddings: E (V, D) -> E Q0[:, :k]; the calibration stream follows.
     q = orientation(xs)
     emb = adapter.embedding(model)
-    emb.weight.data = (emb.weight.data.double() @ q[:, :k].to(emb.weight.device)).to(emb.weight.dtype)
-    emb.embedding_dim = k
+    _rotate_inputs(emb, q[:, :k])
     xs = rotate(xs, q[:, :k])
     structure = SliceStructure(hidden_size=dim, eps=rms_eps(config), embedding=k, slice_head=slice_head)
     k_in = k
@@ -507,6 +524,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         batch_size=calibration_batch_size, seed=seed, text_field=text_field,
     )
     before = count_parameters(model)
+    was_tied = adapter.head(model).weight.data_ptr() == adapter.embedding(model).weight.data_ptr()
     was_training = model.training
     model.eval()
     structure, timings = rotate_and_slice(model, batches, ratio=ratio, round_to=round_to,
@@ -515,8 +533,9 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
     after = count_parameters(model)
     reduction = (before - after) / before
     if reduction <= 0:
+        cause = "the untied LM head and the k x k shortcuts outweigh" if was_tied else "the k x k shortcuts outweigh"
         msg = (f"SliceGPT at ratio {ratio}: the model grew by {-reduction:.1%} of its parameters "
-               f"({before} -> {after}): untying the LM head and the k x k shortcuts outweigh the slicing")
+               f"({before} -> {after}): {cause} the slicing")
         warnings.warn(msg, stacklevel=2)
         log.warning(msg)
     details = {
@@ -527,6 +546,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         "rotation": rotation,
         "calibration": calib,
         "param_reduction": reduction,
+        "untied_head": was_tied,
         "params_before": before,
         "params_after": after,
         "family": adapter.model_type,

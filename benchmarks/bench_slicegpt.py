@@ -1,0 +1,218 @@
+"""SliceGPT: compression wall time vs its floor, peak memory, and the forward speedup of the sliced model.
+
+    python benchmarks/bench_slicegpt.py                       # random-init ~110M Llama, ratios 0.25 0.5
+    python benchmarks/bench_slicegpt.py --quality zoo:llama-m # loss vs ratio, PCA vs random rotation
+
+Speed mode builds a randomly initialised Llama (hidden 768, 12 layers, FFN 2048, vocab 16000, untied,
+~110M parameters): its weights are random, so only the timings mean something. Measured in one run:
+
+* floor = one dense calibration forward pass (backbone, same batches) + the float64 ``eigh`` of the
+  2L+1 D x D matrices SliceGPT decomposes; the compression's own wall time is reported against it;
+* peak RSS during the compression above the RSS before it (Linux VmHWM, reset per ratio through
+  /proc/self/clear_refs), next to the size of one layer and of the calibration activations;
+* forward latency of the dense and sliced models (full causal LM, logits included), runs interleaved
+  across the models, min and median of ``--repeats`` (the min is the robust number on a shared CPU).
+
+Quality mode slices a trained model at several ratios with PCA and with random orthogonal rotations
+(the ablation) and reports test loss and the measured parameter reduction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from complaw.compress import compress
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def random_llama(seed: int = 0):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                         num_key_value_heads=12, vocab_size=16000, max_position_embeddings=2048,
+                         tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+
+
+def latencies(models: list, ids: torch.Tensor, repeats: int) -> list[tuple[float, float]]:
+    """(min, median) forward seconds per model; runs are interleaved so every model sees the same CPU load."""
+    times: list[list[float]] = [[] for _ in models]
+    with torch.inference_mode():
+        for model in models:
+            model(ids)  # warm-up
+        for _ in range(repeats):
+            for model, ts in zip(models, times, strict=True):
+                t = time.perf_counter()
+                model(ids)
+                ts.append(time.perf_counter() - t)
+    return [(min(ts), statistics.median(ts)) for ts in times]
+
+
+def speed(args) -> list[str]:
+    dense = random_llama()
+    config = dense.config
+    n_params = sum(p.numel() for p in dense.parameters())
+    d, n_layers = config.hidden_size, config.num_hidden_layers
+    gen = torch.Generator().manual_seed(1)
+    calib = torch.randint(0, config.vocab_size, (args.samples, args.seqlen), generator=gen)
+
+    # Floor, part 1: one dense forward over the same calibration batches (backbone: SliceGPT never needs logits).
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, args.samples, args.batch_size):
+            dense.model(input_ids=calib[i:i + args.batch_size], use_cache=False)
+    floor_forward = time.perf_counter() - t
+    # Floor, part 2: 2L+1 float64 eigendecompositions of D x D symmetric matrices.
+    a = torch.randn(d, d, dtype=torch.float64, generator=gen)
+    h = a @ a.T
+    t = time.perf_counter()
+    for _ in range(2 * n_layers + 1):
+        torch.linalg.eigh(h)
+    floor_eigh = time.perf_counter() - t
+    floor = floor_forward + floor_eigh
+
+    layer_mib = sum(p.numel() * p.element_size() for p in dense.model.layers[0].parameters()) / 2**20
+    act_mib = args.samples * args.seqlen * d * 4 / 2**20
+    lat_shapes = [(1, 128), (8, 128)]
+    lat_ids = {s: torch.randint(0, config.vocab_size, s, generator=gen) for s in lat_shapes}
+
+    rows, sliced = [], []
+    for ratio in args.ratios:
+        model = copy.deepcopy(dense)
+        rss0 = _rss_kib("VmRSS")
+        peak_ok = _reset_peak()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, record = compress(model, "slicegpt", ratio, calibration=calib, calibration_samples=args.samples,
+                                     calibration_seqlen=args.seqlen, calibration_batch_size=args.batch_size)
+        peak_mib = (_rss_kib("VmHWM") - rss0) / 1024 if peak_ok else float("nan")
+        rows.append((ratio, record, record.details["timings"], peak_mib))
+        sliced.append(model)
+    # lat[shape][0] is the dense model, then one entry per ratio: (min, median) seconds
+    lat = {s: latencies([dense, *sliced], ids, args.repeats) for s, ids in lat_ids.items()}
+
+    out = [
+        f"Model: random-init Llama, {n_params / 1e6:.1f}M params (hidden {d}, {n_layers} layers, FFN "
+        f"{config.intermediate_size}, vocab {config.vocab_size}, fp32; random weights: timings only). "
+        f"Calibration {args.samples} x {args.seqlen} tokens, batch {args.batch_size}. "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}.",
+        "",
+        f"Floor (same run): dense calibration forward {floor_forward:.2f} s + {2 * n_layers + 1} float64 eigh "
+        f"of {d}x{d} {floor_eigh:.2f} s = **{floor:.2f} s**. One layer = {layer_mib:.1f} MiB; "
+        f"one calibration signal ({args.samples}x{args.seqlen}x{d} fp32) = {act_mib:.1f} MiB.",
+        "",
+        "| ratio | k | param_reduction | compress wall s | x floor | forward s | PCA (H+eigh) s | rotate/other s "
+        "| peak RSS above start MiB | latency 1x128 dense -> sliced, min (speedup) "
+        "| latency 8x128 dense -> sliced, min (speedup) | speedup from medians 1x128 / 8x128 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for j, (ratio, record, timings, peak_mib) in enumerate(rows, start=1):
+        other = record.wall_time_s - timings["forward_s"] - timings["pca_s"]
+        cells = [f"{ratio:.2f}", str(record.details["kept_hidden"]), f"{record.param_reduction:.3f}",
+                 f"{record.wall_time_s:.2f}", f"{record.wall_time_s / floor:.2f}", f"{timings['forward_s']:.2f}",
+                 f"{timings['pca_s']:.2f}", f"{other:.2f}", f"{peak_mib:.0f}"]
+        for s in lat_shapes:
+            d_min, s_min = lat[s][0][0], lat[s][j][0]
+            cells.append(f"{d_min * 1e3:.0f} ms -> {s_min * 1e3:.0f} ms ({d_min / s_min:.2f}x)")
+        cells.append(" / ".join(f"{lat[s][0][1] / lat[s][j][1]:.2f}x" for s in lat_shapes))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def quality(args) -> list[str]:
+    from complaw.models.io import load
+    from complaw.zoo import load_split
+    from complaw.zoo.lm import mean_loss, token_blocks
+
+    base = load(args.quality)
+    from transformers import AutoTokenizer
+
+    from complaw.models.io import resolve_model_id
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_id(args.quality))
+    blocks = token_blocks(tok, load_split("test"), seq_len=args.seqlen)
+    blocks = (blocks[0][: args.eval_blocks], blocks[1][: args.eval_blocks])
+    dense_loss = mean_loss(base, blocks)
+    n_params = sum(p.numel() for p in {id(p): p for p in base.parameters()}.values())
+    out = [
+        f"Model: {args.quality} ({base.config.model_type}, hidden {base.config.hidden_size}, "
+        f"{base.config.num_hidden_layers} layers, {n_params / 1e6:.2f}M params, tied="
+        f"{base.config.tie_word_embeddings}). Calibration: zoo calibration split, {args.samples} x {args.seqlen} "
+        f"tokens; test loss on the first {len(blocks[0])} blocks of {args.seqlen} tokens of the zoo test split. "
+        f"Dense test loss {dense_loss:.4f}.",
+        "",
+        "| ratio | k | param_reduction | test loss PCA | test loss random rotation | wall s (PCA) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ratio in args.ratios:
+        losses, rec = {}, None
+        for rotation in ("pca", "random"):
+            model = copy.deepcopy(base)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model, record = compress(model, "slicegpt", ratio, tokenizer=tok, rotation=rotation,
+                                         calibration_samples=args.samples, calibration_seqlen=args.seqlen,
+                                         calibration_batch_size=args.batch_size)
+            losses[rotation] = mean_loss(model, blocks)
+            rec = record if rotation == "pca" else rec
+        out.append(f"| {ratio:.2f} | {rec.details['kept_hidden']} | {rec.param_reduction:.3f} | "
+                   f"{losses['pca']:.4f} | {losses['random']:.4f} | {rec.wall_time_s:.2f} |")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ratios", type=float, nargs="+", default=None)
+    ap.add_argument("--samples", type=int, default=16, help="calibration sequences N")
+    ap.add_argument("--seqlen", type=int, default=256, help="calibration sequence length T")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5, help="timed forward passes per model and shape")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quality", default=None, help="a trained model (e.g. zoo:llama-m): loss vs ratio, PCA vs random")
+    ap.add_argument("--eval-blocks", type=int, default=64)
+    ap.add_argument("--write", action="store_true", help="append the result to BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.ratios is None:
+        args.ratios = [0.1, 0.2, 0.3, 0.4, 0.5] if args.quality else [0.25, 0.5]
+    lines = quality(args) if args.quality else speed(args)
+    import sys
+
+    command = "python benchmarks/bench_slicegpt.py " + " ".join(a for a in sys.argv[1:] if a != "--write")
+    text = "\n".join([f"Command: `{command.strip()}`", "", *lines, ""])
+    print(text)
+    if args.write:
+        path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+        existing = path.read_text() if path.exists() else "# Benchmarks\n"
+        heading = "## SliceGPT (bench_slicegpt.py)"
+        block = text if heading in existing else f"{heading}\n\n{text}"
+        with path.open("a") as f:  # append only: other sections of the file belong to other benchmarks
+            f.write(("\n" if existing.endswith("\n") else "\n\n") + block)
+
+
+if __name__ == "__main__":
+    main()
