@@ -217,6 +217,19 @@ def test_save_load_identical_logits(tmp_path, family):
         AutoModelForCausalLM.from_pretrained(out)
 
 
+def test_sharded_weights_are_renamed_and_load(tmp_path):
+    from complaw.models.sliced import rename_weights
+
+    model, record = compress(tiny_model("llama"), "slicegpt", 0.25, calibration=CALIB)
+    out = save_sliced(model, tmp_path / "sharded", record=record)
+    (out / "slicegpt.safetensors").unlink()
+    model.save_pretrained(out, max_shard_size="40KB")  # several model-0000x-of-0000n files + an index
+    assert len(list(out.glob("model-*.safetensors"))) > 1
+    rename_weights(out)
+    assert not list(out.glob("model*")) and (out / "slicegpt.safetensors.index.json").exists()
+    assert torch.equal(load(out)(INPUTS).logits, model(INPUTS).logits)
+
+
 def test_generic_save_writes_sliced_format(tmp_path):
     """complaw.models.save (what the compress CLI calls) must not write a plain HF checkpoint of a sliced model."""
     from complaw.models import save

@@ -16,6 +16,10 @@ with ``complaw.load(path)``; plain ``from_pretrained`` cannot rebuild it, and is
 weights file is named ``slicegpt.safetensors``, not ``model.safetensors``) instead of silently loading
 wrong weights.
 
+Known limit: ``output_hidden_states=True`` returns no per-layer states (transformers records them with
+hooks on the family's own decoder-layer class, which the sliced layers are not); logits, loss, the KV
+cache and ``generate`` work as usual.
+
     >>> model = complaw.load("out/llama-m-slicegpt-0.3")     # rebuilds the sliced modules, same logits
 """
 
