@@ -388,3 +388,11 @@ def test_layerwise_on_gpu_model_on_cpu():
         model, _ = slicegpt(model, 0.0, calibration=CALIB, round_to=1, device="cuda")
     assert next(model.parameters()).device.type == "cpu"
     assert (model(INPUTS).logits - ref).abs().max().item() <= 1e-3
+
+
+def test_generate_with_kv_cache_matches_no_cache():
+    model, _ = compress(tiny_model("qwen2"), "slicegpt", 0.25, calibration=CALIB)
+    prompt = INPUTS[:1, :6]
+    cached = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
+    uncached = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=False, pad_token_id=0)
+    assert cached.shape == (1, 12) and torch.equal(cached, uncached)
