@@ -11,7 +11,9 @@ configs can be passed as ``include_path``. acc and acc_norm are reported per tas
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import logging
 import os
 from dataclasses import dataclass, field
@@ -58,7 +60,7 @@ def _task_manager(tasks: list[str], include_path: str | list[str] | None):
 
 def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit: int | float | None = None,
               include_path: str | list[str] | None = None, num_fewshot: int = 0, seed: int = 1234,
-              max_length: int | None = None) -> ZeroShotResult:
+              max_length: int | None = None, quiet: bool = True) -> ZeroShotResult:
     """Run lm-eval tasks on an in-memory model and collect acc / acc_norm.
 
     Args:
@@ -71,6 +73,7 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
         num_fewshot: 0 for zero-shot.
         seed: lm-eval's random seeds.
         max_length: context length for HFLM (default: the model's).
+        quiet: hide lm-eval's progress bars (they go to stderr).
     """
     if not tasks:
         raise ComplawError("tasks: give at least one lm-eval task name")
@@ -88,11 +91,14 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
                            "YAML directory as include_path (zoo tasks start with zoo_)")
     kwargs = {"max_length": max_length} if max_length else {}
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(_device(model)), **kwargs)
+    # lm-eval draws several progress bars per task on stderr; complaw shows its own progress instead.
+    mute = contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()
     try:
-        out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
-                                      task_manager=manager, log_samples=False, random_seed=seed,
-                                      numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-                                      bootstrap_iters=0)
+        with mute:
+            out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
+                                          task_manager=manager, log_samples=False, random_seed=seed,
+                                          numpy_random_seed=seed, torch_random_seed=seed,
+                                          fewshot_random_seed=seed, bootstrap_iters=0)
     except (FileNotFoundError, ConnectionError) as err:
         raise ComplawError(f"tasks {', '.join(tasks)}: data not reachable ({str(err)[:160]})") from None
     results = out["results"]

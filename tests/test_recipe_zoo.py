@@ -1,0 +1,52 @@
+"""RFT and evaluation on a zoo model: recovery helps, D = 0 is a no-op, and our zero-shot numbers are
+lm-eval's own."""
+
+import pytest
+import torch
+
+from complaw import zoo
+from complaw.compress import compress
+from complaw.evaluate import lm_loss, zero_shot
+from complaw.models import load
+from complaw.recipe import load_tokenizer
+from complaw.recover import RFTConfig, recover
+from complaw.textdata import load_texts, token_blocks
+
+MODEL = "zoo:llama-s"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tok = load_tokenizer(MODEL)
+    blocks = token_blocks(load_texts("zoo:test"), tok, 128, max_blocks=32)
+    return tok, blocks
+
+
+def test_rft_lowers_the_loss_of_a_half_pruned_model(setup):
+    tok, blocks = setup
+    torch.manual_seed(0)
+    model, _ = compress(load(MODEL), "prunenet", 0.5, seed=0)
+    pruned = lm_loss(model, blocks).loss
+    same, rec = recover(model, tok, RFTConfig(samples=0))
+    assert rec.steps == 0 and lm_loss(same, blocks).loss == pruned
+    tuned, rec = recover(model, tok, RFTConfig(samples=128, seq_len=128, lr=2e-3))
+    recovered = lm_loss(tuned, blocks).loss
+    assert recovered < pruned - 0.05, (pruned, recovered)
+
+
+def test_zero_shot_equals_lm_evals_own_run():
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    tok = load_tokenizer(MODEL)
+    model = load(MODEL)
+    task = zoo.task_names()[0]
+    ours = zero_shot(model, tok, [task], limit=60, batch_size=8)
+    path = zoo.resolve_model(MODEL)
+    theirs = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={path},tokenizer={path},device=cpu,dtype=float32", tasks=[task],
+        limit=60, batch_size=8, task_manager=TaskManager(include_path=str(zoo.task_include_path())),
+        log_samples=False, bootstrap_iters=0)["results"][task]
+    assert ours.tasks[task]["acc"] == pytest.approx(theirs["acc,none"], abs=1e-12)
+    assert ours.tasks[task]["acc_norm"] == pytest.approx(theirs["acc_norm,none"], abs=1e-12)
+    assert ours.tasks[task]["n"] == 60
