@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "complaw.cli_run",  # run
     "complaw.cli_sweep",  # sweep, results
     "complaw.cli_zoo",  # zoo list, zoo build
+    "complaw.cli_report",  # report
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

@@ -421,3 +421,8 @@ def demo_cmd(
     (out / "fits.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
     compare(results).to_csv(out / "comparison.csv", index=False)
     console.print(f"\nwrote {out / 'fits.json'} and {out / 'comparison.csv'}")
+    from complaw.report import build_report
+
+    rep = build_report(path, out / "report", unit=DUnit("M-tokens"), bootstrap=200,
+                       title="complaw demo: compression laws of the bundled example table")
+    console.print("\n".join(rep.summary_lines()), highlight=False)

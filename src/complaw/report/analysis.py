@@ -1,0 +1,348 @@
+"""The numbers behind a compression-law report: fits, validation, decisions and speed laws per group.
+
+Everything here is computed from a results table in the law engine's canonical columns and kept in plain
+immutable records; :mod:`complaw.report.figures` draws them and :mod:`complaw.report.render` writes them.
+A fit that cannot be made (too few rows, a rank-deficient design, an unknown direction) is recorded with
+its one-line reason instead of stopping the report.
+
+    >>> a = analyse(load_results("results.csv"), failures=pd.DataFrame(), unit=DUnit("M-tokens"))
+    >>> a.groups[0].best_form, a.groups[0].r_crit[0.8].value
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from complaw.decide import Decision, Law, critical_ratio, min_rft_data, speedup
+from complaw.errors import ComplawError
+from complaw.laws import SCHEMES, DUnit, FitResult, LawData, ValidationResult, fit, validate
+from complaw.laws.fit import default_groups
+
+#: Forms fitted per (method, metric) group by default: the paper's law, its Eq. 2 ablation, v2 and the talk.
+DEFAULT_FORMS = ("sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk")
+#: The form whose fit gives the decisions (critical ratio, minimum D): the paper's v1 law.
+DECISION_FORM = "sengupta2025"
+#: The per-model law behind the critical-ratio-vs-size figure: v1 with α·log L0 absorbed in an intercept.
+PER_MODEL_FORM = "sengupta2025-r-D+1"
+PER_MODEL_FALLBACK = "sengupta2025-r+1"  # when a model's rows have a single D
+#: Ratios at which the speed law's speedup is reported.
+SPEEDUP_RATIOS = (0.3, 0.5, 0.7)
+#: Ratio grid of the minimum-RFT-data curves.
+D_MIN_GRID = tuple(np.round(np.arange(0.0, 0.951, 0.05), 2))
+#: Status values that mean the experiment succeeded (as in the law engine's loader).
+SUCCESS = ("success", "ok", "done", "")
+#: Errors a single fit may raise that the report records instead of stopping.
+FIT_ERRORS = (ComplawError, np.linalg.LinAlgError)
+
+
+def group_label(key: dict[str, str]) -> str:
+    """``prunenet / avg_acc`` (``all rows`` for an ungrouped table)."""
+    return " / ".join(str(v) for v in key.values()) or "all rows"
+
+
+def succeeded(frame: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the rows whose ``status`` says the experiment succeeded (all rows if no status)."""
+    if "status" not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    return frame["status"].fillna("").astype(str).str.strip().str.lower().isin(SUCCESS).to_numpy()
+
+
+def model_order(frame: pd.DataFrame) -> list[str]:
+    """Base models ordered by size (``N``), else by base metric, else by name."""
+    if "model" not in frame.columns or frame.empty:
+        return []
+    f = frame.assign(model=frame["model"].astype(str))
+    for col in ("N", "S0", "L0"):
+        if col in f.columns:
+            size = pd.to_numeric(f[col], errors="coerce").groupby(f["model"]).median()
+            if size.notna().all():
+                return [str(m) for m in sorted(size.index, key=lambda m: (size[m], m))]
+    return sorted(f["model"].unique())
+
+
+@dataclass(frozen=True, eq=False)
+class GroupAnalysis:
+    """Fits, validation and decisions of one (method, metric) group.
+
+    Attributes:
+        key: the group, e.g. ``{"method": "prunenet", "metric": "avg_acc"}``.
+        frame: the group's successful rows (law columns as in the table).
+        n_failed: rows of this group whose experiment failed (not in ``frame``).
+        fits: form name → fit, for the forms that could be fitted.
+        fit_errors: form name → why it could not be fitted.
+        best_form: the fitted form with the lowest AIC (None if none was fitted).
+        validation: held-out validation results, one per (form, scheme) that could run.
+        validation_skipped: ``(form, scheme, reason)`` for schemes the data cannot support.
+        decision_fit: the fit the decisions come from (``sengupta2025``), or None.
+        decision_error: why there are no decisions, if there are none.
+        r_crit: σ → critical ratio (with bootstrap interval).
+        d_min: one record per (σ, r) of the minimum RFT data curve.
+        per_model: one record per (model, σ): a per-model critical ratio (see :data:`PER_MODEL_FORM`).
+    """
+
+    key: dict[str, str]
+    frame: pd.DataFrame
+    n_failed: int
+    fits: dict[str, FitResult]
+    fit_errors: dict[str, str]
+    best_form: str | None
+    validation: tuple[ValidationResult, ...]
+    validation_skipped: tuple[tuple[str, str, str], ...]
+    decision_fit: FitResult | None
+    decision_error: str
+    r_crit: dict[float, Decision]
+    d_min: tuple[dict, ...]
+    per_model: tuple[dict, ...]
+
+    @property
+    def label(self) -> str:
+        return group_label(self.key)
+
+    @property
+    def best(self) -> FitResult | None:
+        return self.fits.get(self.best_form) if self.best_form else None
+
+    @property
+    def direction(self) -> str | None:
+        fits = list(self.fits.values())
+        return fits[0].direction if fits else None
+
+    def excluded(self, form: str) -> dict[str, int]:
+        """Rows this group's fit of ``form`` did not use, by reason (failed experiments, invalid cells)."""
+        out = {"failed experiments": self.n_failed} if self.n_failed else {}
+        res = self.fits.get(form)
+        if res is not None:
+            out.update({k: v for k, v in res.dropped.items() if k != "status is not success"})
+        return out
+
+    def best_validation(self, form: str | None = None) -> ValidationResult | None:
+        """The validation of ``form`` (default the best form) with the worst median error: the honest one."""
+        form = form or self.best_form
+        runs = [v for v in self.validation if v.form == form and math.isfinite(v.median_are)]
+        return max(runs, key=lambda v: v.median_are) if runs else None
+
+
+@dataclass(frozen=True, eq=False)
+class SpeedAnalysis:
+    """The speed law ``S = S0^a (1+r)^b`` of one method, fitted on runtimes deduplicated per experiment."""
+
+    key: dict[str, str]
+    frame: pd.DataFrame  # one row per (model, method, r, D)
+    fit: FitResult | None
+    error: str
+    speedups: dict[float, Decision]
+
+    @property
+    def label(self) -> str:
+        return group_label(self.key)
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """All numbers of a report."""
+
+    source: str
+    unit: DUnit
+    sigmas: tuple[float, ...]
+    forms: tuple[str, ...]
+    n_rows: int  # every row of the table, failed ones included
+    n_success: int
+    failures: pd.DataFrame  # the failed rows, with an ``error`` column
+    groups: tuple[GroupAnalysis, ...]
+    speed: tuple[SpeedAnalysis, ...]
+    models: tuple[str, ...]  # base models ordered by size
+    notes: tuple[str, ...] = field(default=())
+
+    def speed_for(self, key: dict[str, str]) -> SpeedAnalysis | None:
+        """The speed law of a (method, metric) group's method."""
+        for s in self.speed:
+            if all(key.get(k) == v for k, v in s.key.items()):
+                return s
+        return None
+
+
+def _reason(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text
+
+
+def _count_failed(failures: pd.DataFrame, key: dict[str, str]) -> int:
+    if failures.empty:
+        return 0
+    mask = np.ones(len(failures), dtype=bool)
+    for col, val in key.items():
+        if col in failures.columns:
+            mask &= failures[col].astype(str).to_numpy() == val
+    return int(mask.sum())
+
+
+def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed):
+    fits, errors = {}, {}
+    for name in forms:
+        try:
+            fits[name] = fit(sub, name, unit=unit, bootstrap=bootstrap, seed=seed, drop_invalid=True, group=key)
+        except FIT_ERRORS as err:
+            errors[name] = _reason(err)
+    return fits, errors
+
+
+def _validate(sub: LawData, key, forms, unit, fits):
+    runs, skipped = [], []
+    for name in forms:
+        if name not in fits:
+            continue  # None, or a form that could not be fitted at all
+        for scheme in SCHEMES:
+            if scheme == "leave-one-method-out" and "method" in key:
+                continue  # each group holds one method
+            try:
+                runs.append(validate(sub, name, scheme, group=key, unit=unit, drop_invalid=True))
+            except FIT_ERRORS as err:
+                skipped.append((name, scheme, _reason(err)))
+    return tuple(runs), tuple(skipped)
+
+
+def _decisions(res: FitResult, sigmas):
+    law = Law.from_fit(res)
+    r_crit = {s: critical_ratio(law, s) for s in sigmas}
+    d_min = []
+    if res.form.term("recovery") is not None:
+        for s in sigmas:
+            for r in D_MIN_GRID:
+                d = min_rft_data(law, float(r), s)
+                d_min.append({"sigma": s, "r": float(r), "value": d.value, "interval": d.interval,
+                              "regime": d.regime, "share_unreachable": d.extra.get("share_unreachable")})
+    return r_crit, tuple(d_min)
+
+
+def d_min_curve(res: FitResult, sigma: float, ratios) -> np.ndarray:
+    """D_min(r, σ) of a fit's point estimate on a ratio grid (no intervals: cheap enough for a fine grid);
+    ``nan`` where no amount of RFT reaches σ."""
+    law = Law(res.form, res.coef, res.direction, res.unit)  # without the bootstrap draws
+    values = [min_rft_data(law, float(r), sigma).value for r in ratios]
+    return np.array([v if math.isfinite(v) else math.nan for v in values])
+
+
+def _per_model(sub: LawData, direction: str, sigmas, unit, bootstrap, seed):
+    """Critical ratio of each base model, from the v1 law refitted to that model's rows alone."""
+    if "model" not in sub.frame.columns:
+        return ()
+    out = []
+    for model in model_order(sub.frame):
+        rows = LawData(sub.frame[sub.frame["model"].astype(str) == model].reset_index(drop=True), sub.source)
+        n_size = float(pd.to_numeric(rows.frame["N"], errors="coerce").median()) if "N" in rows.frame else math.nan
+        res, reason = None, ""
+        for form in (PER_MODEL_FORM, PER_MODEL_FALLBACK):
+            try:
+                # One model is one cluster: resample its rows instead.
+                res = fit(rows, form, direction=direction, unit=unit, bootstrap=bootstrap, cluster=None,
+                          seed=seed, drop_invalid=True)
+                break
+            except FIT_ERRORS as err:
+                reason = _reason(err)
+        for s in sigmas:
+            rec = {"model": model, "N": n_size, "sigma": s, "form": res.form.name if res else None}
+            if res is None:
+                rec.update({"value": math.nan, "interval": None, "regime": "not-fitted", "reason": reason})
+            else:
+                d = critical_ratio(Law.from_fit(res), s)
+                rec.update({"value": d.value, "interval": d.interval, "regime": d.regime,
+                            "beta": res.params[res.form.term("compression").param].estimate, "r2": res.r2})
+            out.append(rec)
+    return tuple(out)
+
+
+def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, sigmas, unit: DUnit,
+                  bootstrap: int, seed: int = 0, decision_form: str = DECISION_FORM) -> GroupAnalysis:
+    """Fit, validate and decide for one (method, metric) group, recording whatever cannot be done."""
+    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed)
+    best = min(fits, key=lambda f: fits[f].aic) if fits else None
+    # Held-out validation of the forms the report leans on (the best one and the decision law): each
+    # scheme refits the law once per fold, so validating every form would multiply the cost.
+    validation, skipped = _validate(sub, key, dict.fromkeys([best, decision_form]), unit, fits)
+    dec_fit, dec_error, r_crit, d_min, per_model = fits.get(decision_form), "", {}, (), ()
+    if dec_fit is None:
+        if decision_form in errors:
+            dec_error = errors[decision_form]
+        else:  # not among the compared forms: fit it for the decisions alone
+            more, err = _fit_forms(sub, key, [decision_form], unit, bootstrap, seed)
+            dec_fit, dec_error = more.get(decision_form), err.get(decision_form, "")
+    if dec_fit is not None:
+        r_crit, d_min = _decisions(dec_fit, sigmas)
+        per_model = _per_model(sub, dec_fit.direction, sigmas, unit, bootstrap, seed)
+    return GroupAnalysis(key, sub.frame, n_failed, fits, errors, best, validation, skipped, dec_fit,
+                         dec_error, r_crit, d_min, per_model)
+
+
+def speed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment (model, method, r, D): the runtime is repeated on every metric's row."""
+    keys = [c for c in ("model", "method", "r", "D") if c in frame.columns]
+    f = frame.copy()
+    for col in ("S", "S0", "r", "N"):
+        if col in f.columns:
+            f[col] = pd.to_numeric(f[col], errors="coerce")
+    if not keys:
+        return f.reset_index(drop=True)
+    agg = {c: "mean" for c in ("S", "S0") if c in f.columns}
+    agg.update({c: "first" for c in f.columns if c not in agg and c not in keys and c in ("N", "L0")})
+    return f.groupby(keys, sort=True, dropna=False).agg(agg).reset_index()
+
+
+def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0,
+                  ratios=SPEEDUP_RATIOS) -> tuple[SpeedAnalysis, ...]:
+    """The speed law per method (form ``speed``), with speedups at ``ratios``."""
+    missing = [c for c in ("S", "S0", "r") if c not in ld.frame.columns]
+    by = ["method"] if "method" in ld.frame.columns else []
+    out = []
+    for key, sub in ld.groups(by):
+        rows = speed_rows(sub.frame)
+        if missing:
+            out.append(SpeedAnalysis(key, rows, None, f"no runtime column(s) {', '.join(missing)} in the table", {}))
+            continue
+        try:
+            res = fit(LawData(rows, ld.source), "speed", unit=DUnit(), bootstrap=bootstrap, seed=seed,
+                      drop_invalid=True, group=key)
+        except FIT_ERRORS as err:
+            out.append(SpeedAnalysis(key, rows, None, _reason(err), {}))
+            continue
+        law = Law.from_fit(res)
+        out.append(SpeedAnalysis(key, rows, res, "", {float(r): speedup(law, float(r)) for r in ratios}))
+    return tuple(out)
+
+
+def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DEFAULT_FORMS,
+            sigmas=(0.8, 0.9), unit: DUnit | None = None, bootstrap: int = 200, seed: int = 0,
+            decision_form: str = DECISION_FORM, source: str = "table") -> Analysis:
+    """Every number of the report, per (method, metric) group and per method (speed).
+
+    Args:
+        ld: the successful rows (None when every experiment failed).
+        failures: the failed rows (any columns; ``error`` holds the text when known).
+        n_rows: rows in the table, failed ones included.
+    """
+    unit = unit or DUnit()
+    forms = tuple(forms)
+    if not forms:
+        raise ComplawError("report: no law forms given; use e.g. sengupta2025")
+    for s in sigmas:
+        if not (0 < s < 1):
+            raise ComplawError(f"--sigma {s}: the target retention must lie in (0, 1), e.g. 0.8")
+    if bootstrap < 0:
+        raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
+    notes = []
+    groups, speed, models = [], (), ()
+    if ld is None:
+        notes.append("every experiment failed: nothing to fit")
+    else:
+        models = tuple(model_order(ld.frame))
+        for key, sub in ld.groups(default_groups(ld)):
+            groups.append(analyse_group(sub, key, n_failed=_count_failed(failures, key), forms=forms,
+                                        sigmas=tuple(sigmas), unit=unit, bootstrap=bootstrap, seed=seed,
+                                        decision_form=decision_form))
+        speed = analyse_speed(ld, bootstrap=bootstrap, seed=seed)
+    n_success = len(ld.frame) if ld is not None else 0
+    return Analysis(source, unit, tuple(sigmas), forms, n_rows, n_success, failures, tuple(groups),
+                    speed, models, tuple(notes))

@@ -1,0 +1,166 @@
+"""``build_report``: fit the laws of a compression study and write its report directory.
+
+    >>> rep = build_report("results.csv", "reports/study", unit=DUnit("M-tokens"))
+    >>> print("\\n".join(rep.summary_lines()))
+    >>> rep.html            # reports/study/index.html
+
+The directory holds ``index.html`` (self-contained), ``summary.md``, ``report.json``, ``comparison.csv``
+and ``figures/*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from complaw.errors import ComplawError
+from complaw.laws import DUnit, LawData, get_form, load_results, read_table
+from complaw.report import render
+from complaw.report.analysis import DECISION_FORM, DEFAULT_FORMS, Analysis, analyse, succeeded
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """A written report: where its files are, and its key numbers.
+
+    Attributes:
+        out_dir: the report directory.
+        html, md, json: paths of ``index.html``, ``summary.md`` and ``report.json``.
+        figures: figure name → PNG path (``perf_vs_r``, ``law_fit``, ``rft_impact``, ``critical_ratio``,
+            ``d_min``, ``speedup``, ``obs_vs_pred``).
+        data: the numbers of ``report.json`` (a dict).
+        analysis: the fits, validations and decisions behind them (see :mod:`complaw.report.analysis`).
+    """
+
+    out_dir: Path
+    html: Path
+    md: Path
+    json: Path
+    figures: dict[str, Path]
+    data: dict[str, Any]
+    analysis: Analysis = field(repr=False)
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        """One dict per (method, metric) group, as in ``report.json``."""
+        return self.data["groups"]
+
+    def r_crit(self, sigma: float, **group: str) -> float | None:
+        """The critical ratio at σ of the one group matching ``group`` (e.g. ``method="prunenet"``)."""
+        matches = [g for g in self.groups if all(g["group"].get(k) == v for k, v in group.items())]
+        if len(matches) != 1:
+            raise ComplawError(f"report: {len(matches)} groups match {group or 'all'}; name one group")
+        d = matches[0]["r_crit"].get(f"{sigma:g}")
+        return d["value"] if d else None
+
+    def summary_lines(self) -> list[str]:
+        """5–15 lines for a console: per group the best form, R², r_crit at each σ, speedup at r = 0.5."""
+        a = self.analysis
+        lines = [f"compression-law report: {len(a.groups)} group(s) from {a.n_success} experiment rows"
+                 + (f" ({len(a.failures)} failed, excluded)" if len(a.failures) else "")]
+        lines += [f"  {n}" for n in a.notes]
+        shown = a.groups[:12]
+        for g in shown:
+            best = g.best
+            head = f"  {g.label}: " + (f"best {g.best_form} (R² {best.r2:.3f})" if best else "no law fitted")
+            crit = ", ".join(f"r_crit(σ={s:g}) {render.rcrit_text(g.r_crit.get(s))}" for s in a.sigmas)
+            if not g.r_crit:
+                crit = f"no r_crit ({_short(g.decision_error) or 'no decision law'})"
+            sp = a.speed_for(g.key)
+            sp05 = sp.speedups.get(0.5) if sp else None
+            speed = f", speedup@0.5 {sp05.value:.2f}×" if sp05 else ""
+            lines.append(f"{head}; {crit}{speed}")
+        if len(a.groups) > len(shown):
+            lines.append(f"  … and {len(a.groups) - len(shown)} more group(s) in the report")
+        lines.append(f"report: {self.html}")
+        return lines
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _load(source, table: str | None) -> tuple[LawData | None, pd.DataFrame, int, str]:
+    """(successful rows as LawData or None, failed rows, total rows, source label)."""
+    if isinstance(source, LawData):
+        n_failed = int(source.dropped.get("status is not success", 0))
+        return source, pd.DataFrame(), len(source.frame) + n_failed, source.source
+    if isinstance(source, pd.DataFrame):
+        raw, name = source.copy(), "table"
+    elif isinstance(source, (str, Path)):
+        raw, name = read_table(source, table), str(source)
+    else:
+        raise ComplawError(f"report source {type(source).__name__}: give a path, a DataFrame or a LawData")
+    raw.columns = [str(c) for c in raw.columns]
+    if raw.empty:
+        raise ComplawError(f"{name}: the table has no rows")
+    ok = succeeded(raw)
+    failures = raw.loc[~ok].reset_index(drop=True)
+    ld = replace(load_results(raw), source=name) if ok.any() else None
+    return ld, failures, len(raw), name
+
+
+def build_report(
+    source,
+    out_dir: str | Path,
+    *,
+    forms: tuple[str, ...] | list[str] = DEFAULT_FORMS,
+    sigmas: tuple[float, ...] | list[float] = (0.8, 0.9),
+    unit: DUnit | None = None,
+    bootstrap: int = 200,
+    title: str | None = None,
+    table: str | None = None,
+    decision_form: str = DECISION_FORM,
+    figures: bool = True,
+    seed: int = 0,
+) -> Report:
+    """Fit, validate and decide per (method, metric) group, fit the speed law per method, write the report.
+
+    A group with too few rows or a fit that fails is recorded with its reason in the report, not raised.
+
+    Args:
+        source: results in the law engine's canonical columns (``model, N, method, metric, direction, r, D,
+            L0, L, S, S0, status`` and optionally ``error``): a path (CSV/Parquet/JSONL/SQLite — for SQLite the
+            ``law_rows`` table by default), a DataFrame, or a :class:`~complaw.laws.LawData`.
+        out_dir: the report directory (created; files in it are overwritten).
+        forms: law forms compared per group.
+        sigmas: target retentions for the critical ratio and the minimum RFT data.
+        unit: the unit of D the laws see (default raw samples, ε = 1).
+        bootstrap: cluster-bootstrap resamples per fit (intervals of parameters and decisions).
+        title: the report's title.
+        table: the table to read from a SQLite file.
+        decision_form: the law whose fit gives r_crit and D_min (fitted even if not in ``forms``).
+        figures: draw the figures (off for quick numeric reports).
+        seed: bootstrap seed.
+
+    Returns:
+        The :class:`Report` (paths and key numbers).
+
+    Raises:
+        ComplawError: an unreadable source, or bad settings (σ outside (0, 1), an unknown form).
+    """
+    unit = unit or DUnit()
+    ld, failures, n_rows, name = _load(source, table)
+    for f in (*forms, decision_form):
+        get_form(f)  # an unknown form name is a user error, not a per-group failure
+    analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
+                       unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_paths, fig_errors = {}, {}
+    if figures:
+        from complaw.report.figures import draw_all  # matplotlib only when drawing
+
+        fig_paths, fig_errors = draw_all(analysis, out / "figures")
+    title = title or f"Compression-law report: {Path(name).name if name != 'table' else 'results table'}"
+    data = render.to_dict(analysis, fig_paths, fig_errors, title=title)
+    paths = {"html": out / "index.html", "md": out / "summary.md", "json": out / "report.json"}
+    paths["json"].write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
+    paths["md"].write_text(render.markdown(data, analysis), encoding="utf-8")
+    render.comparison_frame(analysis).to_csv(out / "comparison.csv", index=False)
+    paths["html"].write_text(render.html(data, analysis), encoding="utf-8")
+    return Report(out, paths["html"], paths["md"], paths["json"], fig_paths, data, analysis)

@@ -1,0 +1,502 @@
+"""The report's figures (matplotlib, Agg backend, PNG), in the spirit of the compression-laws paper.
+
+One file per kind of figure, one subplot per group; every base model keeps one colour (ordered by size)
+across all figures, with the legend drawn once per figure.
+
+    >>> paths = draw_all(analysis, Path("report/figures"))   # {"perf_vs_r": Path(...), ...}
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; set before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from complaw.report.analysis import Analysis, GroupAnalysis, SpeedAnalysis, d_min_curve  # noqa: E402
+
+DPI = 110
+_PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+R_GRID = np.linspace(0.0, 0.95, 96)
+SIGMA_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")  # one per target retention σ
+RATIO_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")
+
+#: What each figure shows: file stem → (title in the report, caption).
+CAPTIONS: dict[str, tuple[str, str]] = {
+    "perf_vs_r": (
+        "Performance vs compression ratio",
+        "Observed metric against the compression ratio r, one line per base model (colour: model size). "
+        "Left: no recovery fine-tuning (D = 0); right: the largest recovery budget in the table. "
+        "The point at r = 0 is the uncompressed base model (L0).",
+    ),
+    "law_fit": (
+        "Fitted law over the observed points (D = 0)",
+        "Points: observations without RFT; lines: the decision law (sengupta2025) evaluated at each base "
+        "model's L0 and D = 0.",
+    ),
+    "rft_impact": (
+        "Recovery fine-tuning impact",
+        "L / L0 against recovery data D at a few ratios: mean over base models (line), min–max over "
+        "models (band). D = 0 is no RFT; the D axis is linear below its smallest non-zero value, logarithmic above.",
+    ),
+    "critical_ratio": (
+        "Critical compression ratio vs model size",
+        "Markers: per-model critical ratio r_crit(σ) = σ^(1/β) − 1 from the v1 law refitted to each base "
+        "model's rows alone (form sengupta2025-r-D+1: α·log L0 is absorbed into the intercept, so only β "
+        "and γ are per model); bars: 95% row-bootstrap interval. Horizontal line and band: the pooled "
+        "law's r_crit for the whole group with its cluster-bootstrap interval. Triangles at the top: every "
+        "r < 1 is recoverable.",
+    ),
+    "d_min": (
+        "Minimum recovery data vs compression ratio",
+        "Least RFT data D_min(r, σ) that keeps retention ≥ σ under the decision law (line: point estimate; "
+        "markers and bars: 95% bootstrap interval on the report's ratio grid, where D_min is finite). The dotted line marks r_crit(σ): beyond it no amount of RFT "
+        "reaches σ. D_min = 0 means no RFT is needed.",
+    ),
+    "speedup": (
+        "Speedup vs compression ratio",
+        "Points: observed speedup S0 / S of each experiment (colour: model size); line: the fitted speed "
+        "law's speedup (1+r)^(−b), with its bootstrap band.",
+    ),
+    "obs_vs_pred": (
+        "Observed vs predicted",
+        "Each experiment's observed metric against the prediction of the group's best law by AIC "
+        "(log-log axes; dashed: y = x).",
+    ),
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+def model_colors(models: tuple[str, ...] | list[str]) -> dict[str, tuple]:
+    """One colour per base model, from small (dark) to large (bright) along viridis."""
+    cmap = plt.get_cmap("viridis")
+    n = len(models)
+    return {m: cmap(0.05 + 0.85 * (i / max(n - 1, 1))) for i, m in enumerate(models)}
+
+
+def _size_text(n) -> str:
+    if n is None or not np.isfinite(n):
+        return ""
+    return f"{n / 1e9:.3g}B" if n >= 1e8 else f"{n / 1e6:.3g}M"
+
+
+def _model_legend(fig, a: Analysis, colors, present: set[str] | None = None):
+    sizes = {}
+    frames = [g.frame for g in a.groups] + [s.frame for s in a.speed]
+    for f in frames:
+        if "model" in f.columns and "N" in f.columns:
+            for m, n in pd.to_numeric(f["N"], errors="coerce").groupby(f["model"].astype(str)).median().items():
+                sizes[m] = n
+    handles = [Line2D([], [], color=colors[m], marker="o", lw=2,
+                      label=f"{m}" + (f" ({_size_text(sizes.get(m))})" if sizes.get(m) and _size_text(sizes[m])
+                                      and _size_text(sizes[m]) not in m else ""))
+               for m in a.models if present is None or m in present]
+    if handles:
+        W, H, right, top = fig._complaw_margins
+        fig.legend(handles=handles, title="base model (by size)", loc="upper left", fontsize=8,
+                   title_fontsize=9, frameon=False, bbox_to_anchor=(1 - (right - 0.1) / W, 1 - top / H))
+
+
+def _metric_label(g: GroupAnalysis) -> str:
+    metric = g.key.get("metric", "L")
+    d = g.direction
+    return f"{metric}" + (f" ({d} is better)" if d else "")
+
+
+def _grid(n: int, ncols: int, width: float = 4.8, height: float = 3.3, *, legend: bool = False,
+          title_lines: int = 1):
+    """A figure of ``n`` axes (inches per axes: width × height) with fixed margins.
+
+    Margins are set by hand rather than by constrained layout, which draws every figure twice.
+    """
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    left, right, top, bottom = 0.8, (2.3 if legend else 0.3), 0.5 + 0.2 * title_lines, 0.55  # inches
+    wgap, hgap = 0.85, 0.75 + 0.18 * title_lines
+    W = left + ncols * width + (ncols - 1) * wgap + right
+    H = top + nrows * height + (nrows - 1) * hgap + bottom
+    fig, axes = plt.subplots(nrows, ncols, figsize=(W, H), squeeze=False)
+    fig.subplots_adjust(left=left / W, right=1 - right / W, top=1 - top / H, bottom=bottom / H,
+                        wspace=wgap / width, hspace=hgap / height)
+    fig._complaw_margins = (W, H, right, top)  # where the legend goes
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _suptitle(fig, text: str):
+    W, H, _, _ = fig._complaw_margins
+    fig.suptitle(text, fontsize=12, y=1 - 0.22 / H)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _d_text(a: Analysis, d: float) -> str:
+    u = a.unit
+    unit = u.name if u.scale == 1 else "raw units"
+    return f"D = {d:g} {unit}"
+
+
+def _d_axis(a: Analysis) -> str:
+    u = a.unit
+    return f"recovery data D ({u.name})" if u.scale == 1 else f"recovery data D (raw; D/{u.scale:g} in {u.name})"
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+
+
+def _empty(ax, text: str):
+    ax.text(0.5, 0.5, _wrap(text), ha="center", va="center", fontsize=9, color="0.4", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _num(frame: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(frame[col], errors="coerce")
+
+
+# --- (1) performance vs r -------------------------------------------------------------------------------
+def perf_vs_r(a: Analysis, path: Path, colors) -> Path:
+    groups = [g for g in a.groups if {"r", "L"} <= set(g.frame.columns)]
+    has_d = any("D" in g.frame.columns and _num(g.frame, "D").nunique() > 1 for g in groups)
+    ncols = 2 if has_d else 1
+    fig, axes = _grid(max(len(groups), 1) * ncols, ncols, legend=True)
+    if not groups:
+        _empty(axes[0], "no group with r and L columns")
+        return _save(fig, path)
+    present = set()
+    for i, g in enumerate(groups):
+        f = g.frame.copy()
+        for col in ("r", "L", "L0", "D"):
+            if col in f.columns:
+                f[col] = _num(f, col)
+        ds = [0.0, float(f["D"].max())] if has_d else [None]
+        for j, d in enumerate(ds):
+            ax = axes[i * ncols + j]
+            sub = f if d is None or "D" not in f.columns else f[f["D"] == d]
+            for m in a.models:
+                rows = sub[sub["model"].astype(str) == m].sort_values("r") if "model" in sub.columns else sub
+                if rows.empty:
+                    continue
+                present.add(m)
+                r, L = rows["r"].to_numpy(), rows["L"].to_numpy()
+                if "L0" in rows.columns and (r > 0).all():  # the base model at r = 0
+                    r, L = np.r_[0.0, r], np.r_[rows["L0"].iloc[0], L]
+                ax.plot(r, L, marker="o", ms=3, lw=1.4, color=colors.get(m, "0.3"))
+            what = "no RFT (D = 0)" if d == 0 else (f"with RFT ({_d_text(a, d)})" if d is not None else "all D")
+            ax.set_title(f"{g.label}: {what}", fontsize=10)
+            ax.set_xlabel("compression ratio r")
+            ax.set_ylabel(_metric_label(g))
+            ax.grid(alpha=0.3)
+        if has_d:  # the same y range left and right, so RFT's effect reads off directly
+            lo = min(axes[i * ncols].get_ylim()[0], axes[i * ncols + 1].get_ylim()[0])
+            hi = max(axes[i * ncols].get_ylim()[1], axes[i * ncols + 1].get_ylim()[1])
+            axes[i * ncols].set_ylim(lo, hi)
+            axes[i * ncols + 1].set_ylim(lo, hi)
+    _suptitle(fig, "Performance vs compression ratio")
+    _model_legend(fig, a, colors, present)
+    return _save(fig, path)
+
+
+# --- (2) fitted law over observed points ---------------------------------------------------------------
+def law_fit(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.groups), 1), 2, legend=True)
+    present = set()
+    for ax, g in zip(axes, a.groups, strict=False):
+        res = g.decision_fit
+        f = g.frame.copy()
+        if res is None or not {"r", "L", "L0"} <= set(f.columns):
+            _empty(ax, f"{g.label}\nno fitted law: {g.decision_error or 'missing columns'}")
+            continue
+        for col in ("r", "L", "L0", "D"):
+            if col in f.columns:
+                f[col] = _num(f, col)
+        if "D" in f.columns:
+            f = f[f["D"] == f["D"].min()]
+        d0 = float(f["D"].min()) if "D" in f.columns else 0.0
+        for m in a.models:
+            rows = f[f["model"].astype(str) == m] if "model" in f.columns else f
+            if rows.empty:
+                continue
+            present.add(m)
+            c = colors.get(m, "0.3")
+            ax.scatter(rows["r"], rows["L"], s=14, color=c, zorder=3)
+            grid = pd.DataFrame({"L0": float(rows["L0"].iloc[0]), "r": R_GRID, "D": d0, "model": m})
+            ax.plot(R_GRID, res.predict(grid), color=c, lw=1.3)
+        ax.set_title(f"{g.label}: {res.form.name} (R² {res.r2:.3f}), D = {d0:g}", fontsize=10)
+        ax.set_xlabel("compression ratio r")
+        ax.set_ylabel(_metric_label(g))
+        ax.grid(alpha=0.3)
+    _suptitle(fig, "Fitted law (lines) over the observations (points), without RFT")
+    _model_legend(fig, a, colors, present)
+    return _save(fig, path)
+
+
+# --- (3) RFT impact ---------------------------------------------------------------------------------------
+def _pick_ratios(values: np.ndarray, wanted=(0.3, 0.5, 0.7)) -> list[float]:
+    values = np.unique(values[values > 0])
+    out = []
+    for w in wanted:
+        if len(values):
+            v = float(values[np.argmin(np.abs(values - w))])
+            if v not in out:
+                out.append(v)
+    return out
+
+
+def rft_impact(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.groups), 1), 2)
+    for ax, g in zip(axes, a.groups, strict=False):
+        f = g.frame.copy()
+        if not {"r", "L", "L0", "D"} <= set(f.columns) or _num(f, "D").nunique() < 2:
+            _empty(ax, f"{g.label}\nonly one amount of recovery data D: no RFT curve")
+            continue
+        for col in ("r", "L", "L0", "D"):
+            f[col] = _num(f, col)
+        f["ret"] = f["L"] / f["L0"]
+        for k, r in enumerate(_pick_ratios(f["r"].to_numpy())):
+            stats = f[np.isclose(f["r"], r)].groupby("D")["ret"].agg(["mean", "min", "max"]).reset_index()
+            c = RATIO_COLORS[k % len(RATIO_COLORS)]
+            ax.plot(stats["D"], stats["mean"], marker="o", ms=4, color=c, label=f"r = {r:g}")
+            ax.fill_between(stats["D"], stats["min"], stats["max"], color=c, alpha=0.15, lw=0)
+        pos = f.loc[f["D"] > 0, "D"]
+        if len(pos):
+            ax.set_xscale("symlog", linthresh=float(pos.min()))
+        ds = np.unique(f["D"])
+        if len(ds) <= 8:
+            ax.set_xticks(ds, [f"{d:g}" for d in ds])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+        ax.set_title(g.label, fontsize=10)
+        ax.set_xlabel(_d_axis(a))
+        ax.set_ylabel(f"L / L0 ({g.direction or '?'} is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="ratio (mean, min–max over models)", title_fontsize=8)
+    _suptitle(fig, "Recovery fine-tuning: L / L0 vs recovery data")
+    return _save(fig, path)
+
+
+# --- (4) critical ratio vs model size --------------------------------------------------------------------
+def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.groups), 1), 2)
+    for ax, g in zip(axes, a.groups, strict=False):
+        if not g.per_model:
+            _empty(ax, f"{g.label}\nno critical ratio: {g.decision_error or 'no model column'}")
+            continue
+        pm = pd.DataFrame(g.per_model)
+        use_n = pm["N"].notna().all() and pm["N"].nunique() > 1
+        xs = {m: (float(n) if use_n else i) for i, (m, n) in enumerate(dict(zip(pm["model"], pm["N"],
+                                                                               strict=True)).items())}
+        for k, s in enumerate(a.sigmas):
+            c = SIGMA_COLORS[k % len(SIGMA_COLORS)]
+            rows = pm[pm["sigma"] == s]
+            shift = 1.0 + 0.04 * (k - (len(a.sigmas) - 1) / 2) if use_n else 0.08 * (k - (len(a.sigmas) - 1) / 2)
+            for _, row in rows.iterrows():
+                x = xs[row["model"]] * shift if use_n else xs[row["model"]] + shift
+                v = row["value"]
+                if row["regime"] == "all-recoverable":
+                    ax.plot(x, 1.0, marker="^", color=c, ms=7)
+                elif row["regime"] == "critical" and np.isfinite(v):
+                    iv = row["interval"]
+                    yerr = None
+                    if iv and all(np.isfinite(iv)):
+                        yerr = [[max(v - min(iv[0], 1.0), 0)], [max(min(iv[1], 1.0) - v, 0)]]
+                    ax.errorbar(x, v, yerr=yerr, marker="o", color=c, ms=5, capsize=3, lw=1)
+            pooled = g.r_crit.get(s)
+            if pooled is not None and pooled.regime == "critical":
+                ax.axhline(pooled.value, color=c, lw=1.2, ls="--")
+                if pooled.interval:
+                    ax.axhspan(*pooled.interval, color=c, alpha=0.12, lw=0)
+            ax.plot([], [], marker="o", color=c, ls="--", label=f"σ = {s:g}" + (
+                f" (pooled {pooled.value:.3f})" if pooled is not None and pooled.regime == "critical" else ""))
+        if use_n:
+            ax.set_xscale("log")
+            sizes = sorted(set(pm["N"]))
+            ax.set_xticks(sizes, [_size_text(n) for n in sizes], rotation=45 if len(sizes) > 5 else 0, fontsize=8)
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_xlabel("base-model size N (parameters)")
+        else:
+            ax.set_xticks(list(xs.values()), list(xs), rotation=30, fontsize=8)
+            ax.set_xlabel("base model")
+        top = [v for v in pm["value"] if np.isfinite(v) and v < 1] + [
+            d.interval[1] for d in g.r_crit.values() if d.regime == "critical" and d.interval]
+        top += [v for row in pm["interval"] if row for v in row if np.isfinite(v) and v < 1]
+        ax.set_ylim(0, 1.05 if (pm["regime"] == "all-recoverable").any() or not top else min(1.05, 1.3 * max(top) + 0.02))
+        ax.set_ylabel("critical ratio r_crit")
+        ax.set_title(g.label, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    _suptitle(fig, "Critical compression ratio per base model (markers) and pooled (dashed)")
+    return _save(fig, path)
+
+
+# --- (7) minimum RFT data ------------------------------------------------------------------------------
+def d_min_curves(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.groups), 1), 2)
+    for ax, g in zip(axes, a.groups, strict=False):
+        if not g.d_min:
+            _empty(ax, f"{g.label}\nno minimum-D curve: {g.decision_error or 'the law has no RFT term'}")
+            continue
+        dm = pd.DataFrame(g.d_min)
+        r_max = max([d.value for d in g.r_crit.values() if d.regime == "critical"], default=0.95)
+        fine = np.linspace(0.0, min(r_max, 0.95), 200)
+        for k, s in enumerate(a.sigmas):
+            c = SIGMA_COLORS[k % len(SIGMA_COLORS)]
+            curve = d_min_curve(g.decision_fit, s, fine)
+            ax.plot(fine, curve, color=c, lw=1.6, label=f"σ = {s:g}")
+            rows = dm[(dm["sigma"] == s) & dm["interval"].notna() & (dm["regime"] == "finite")]
+            if len(rows):  # bootstrap intervals on the coarse grid of the report's table
+                v = rows["value"].to_numpy(dtype=float)
+                iv = np.array(list(rows["interval"]), dtype=float)
+                ax.errorbar(rows["r"], v, yerr=[np.maximum(v - iv[:, 0], 0), np.maximum(iv[:, 1] - v, 0)],
+                            fmt="o", ms=3.5, color=c, capsize=3, lw=1)
+            rc = g.r_crit.get(s)
+            if rc is not None and rc.regime == "critical":
+                ax.axvline(rc.value, color=c, ls=":", lw=1.2)
+        ax.set_yscale("symlog", linthresh=max(a.unit.scale * 0.1, 1e-12))
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(_PLAIN)
+        ax.set_xlim(0, min(1.0, 1.15 * r_max + 0.02))
+        ax.set_xlabel("compression ratio r")
+        ax.set_ylabel(f"minimum RFT data D_min ({a.unit.name if a.unit.scale == 1 else 'raw units'})")
+        ax.set_title(g.label, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    _suptitle(fig, "Minimum recovery data to keep retention ≥ σ (dotted: r_crit)")
+    return _save(fig, path)
+
+
+# --- (5) speedup -----------------------------------------------------------------------------------------
+def _speed_curve(s: SpeedAnalysis) -> tuple[np.ndarray, np.ndarray | None]:
+    b = s.fit.params["b"].estimate
+    curve = (1 + R_GRID) ** (-b)
+    band = None
+    if s.fit.boot is not None and len(s.fit.boot):
+        j = s.fit.form.param_names.index("b")
+        draws = (1 + R_GRID[None, :]) ** (-s.fit.boot[:, j][:, None])
+        band = np.percentile(draws, [2.5, 97.5], axis=0)
+    return curve, band
+
+
+def speedup_fig(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.speed), 1), 2, legend=True)
+    present = set()
+    if not a.speed:
+        _empty(axes[0], "no speed law")
+    for ax, s in zip(axes, a.speed, strict=False):
+        f = s.frame
+        if {"S", "S0", "r"} <= set(f.columns):
+            for m in a.models:
+                rows = f[f["model"].astype(str) == m] if "model" in f.columns else f
+                if rows.empty:
+                    continue
+                present.add(m)
+                ax.scatter(rows["r"], rows["S0"] / rows["S"], s=12, color=colors.get(m, "0.3"), alpha=0.8, zorder=3)
+        if s.fit is None:
+            ax.set_title(f"{s.label}: no speed law", fontsize=10)
+            ax.text(0.5, 0.9, _wrap(s.error), ha="center", va="top", fontsize=8, color="0.4",
+                    transform=ax.transAxes)
+        else:
+            curve, band = _speed_curve(s)
+            b = s.fit.params["b"]
+            ax.plot(R_GRID, curve, color="black", lw=1.8, label=f"speed law: b = {b.estimate:.3f}")
+            if band is not None:
+                ax.fill_between(R_GRID, band[0], band[1], color="black", alpha=0.12, lw=0, label="95% bootstrap")
+            ax.set_title(f"{s.label}: S = S0^a (1+r)^b (R² {s.fit.r2:.3f})", fontsize=10)
+            ax.legend(fontsize=8, loc="upper left")
+        ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+        ax.set_xlim(-0.02, 1.0)
+        ax.set_xlabel("compression ratio r")
+        ax.set_ylabel("speedup S0 / S (latency ratio, ×)")
+        ax.grid(alpha=0.3)
+    _suptitle(fig, "Speedup of the compressed model vs compression ratio")
+    _model_legend(fig, a, colors, present)
+    return _save(fig, path)
+
+
+# --- (6) observed vs predicted ---------------------------------------------------------------------------
+def obs_vs_pred(a: Analysis, path: Path, colors) -> Path:
+    fig, axes = _grid(max(len(a.groups), 1), 2, width=4.0, height=4.0, legend=True, title_lines=2)
+    present = set()
+    for ax, g in zip(axes, a.groups, strict=False):
+        res = g.best
+        if res is None:
+            _empty(ax, f"{g.label}\nno law could be fitted")
+            continue
+        f, _ = _usable(g, res)
+        pred = res.predict(f)
+        obs = f[res.form.target].to_numpy(dtype=float)
+        for m in a.models:
+            mask = (f["model"].astype(str) == m).to_numpy() if "model" in f.columns else np.ones(len(f), bool)
+            if mask.any():
+                present.add(m)
+                ax.scatter(pred[mask], obs[mask], s=10, color=colors.get(m, "0.3"), alpha=0.8)
+        lo, hi = float(min(pred.min(), obs.min())), float(max(pred.max(), obs.max()))
+        pad = (hi / lo) ** 0.05
+        ax.plot([lo / pad, hi * pad], [lo / pad, hi * pad], color="0.3", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers at round values, not 6×10⁻¹
+            axis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
+            axis.set_major_formatter(_PLAIN)
+            axis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlim(lo / pad, hi * pad)
+        ax.set_ylim(lo / pad, hi * pad)
+        ax.set_title(f"{g.label}: {res.form.name}\nR² {res.r2:.3f}, mean |rel. err.| {res.mare:.1%}", fontsize=10)
+        ax.set_xlabel(f"predicted {g.key.get('metric', res.form.target)}")
+        ax.set_ylabel(f"observed {g.key.get('metric', res.form.target)}")
+        ax.grid(alpha=0.3, which="both")
+    _suptitle(fig, "Observed vs predicted (best law by AIC per group)")
+    _model_legend(fig, a, colors, present)
+    return _save(fig, path)
+
+
+def _usable(g: GroupAnalysis, res):
+    from complaw.laws import LawData
+
+    return LawData(g.frame, "report").rows_for(res.form, drop_invalid=True)
+
+
+FIGURES: dict[str, Callable] = {
+    "perf_vs_r": perf_vs_r,
+    "law_fit": law_fit,
+    "rft_impact": rft_impact,
+    "critical_ratio": critical_vs_size,
+    "d_min": d_min_curves,
+    "speedup": speedup_fig,
+    "obs_vs_pred": obs_vs_pred,
+}
+
+
+def draw_all(a: Analysis, out_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw every figure into ``out_dir``; returns (name → path, name → error for figures that failed).
+
+    A figure that fails is recorded, not raised: the numbers of the report matter more than one plot.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colors = model_colors(a.models)
+    paths, errors = {}, {}
+    with plt.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9}):
+        for name, draw in FIGURES.items():
+            try:
+                paths[name] = draw(a, out_dir / f"{name}.png", colors)
+            except Exception as err:  # noqa: BLE001 — recorded in the report, see the docstring
+                plt.close("all")
+                errors[name] = f"{type(err).__name__}: {err}"
+    return paths, errors

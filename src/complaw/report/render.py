@@ -1,0 +1,399 @@
+"""Writing a report: ``report.json`` (numbers), ``summary.md`` (key numbers) and ``index.html`` (everything).
+
+The HTML is self-contained: inline CSS, no scripts, images by relative path, tables as HTML tables.
+
+    >>> data = to_dict(analysis, figures, title="…")
+    >>> Path("report.json").write_text(json.dumps(data)); Path("index.html").write_text(html(data, analysis))
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from complaw.report.analysis import Analysis, GroupAnalysis
+from complaw.report.figures import CAPTIONS
+
+FAILURE_COLUMNS = ("model", "method", "metric", "r", "D", "status", "config_hash", "error")
+
+
+# --- JSON ------------------------------------------------------------------------------------------------
+def clean(obj):
+    """JSON-ready: NaN/inf → None, numpy scalars → Python, tuples → lists, keys → strings."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean(obj.tolist())
+    if isinstance(obj, np.generic):
+        return clean(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+def failures_records(a: Analysis, limit: int | None = None) -> list[dict]:
+    f = a.failures
+    if f.empty:
+        return []
+    cols = [c for c in FAILURE_COLUMNS if c in f.columns]
+    out = f[cols].head(limit) if limit else f[cols]
+    recs = out.astype(object).where(out.notna(), None).to_dict(orient="records")
+    for r in recs:
+        if not r.get("error"):
+            r["error"] = "(no error text recorded)"
+    return recs
+
+
+def group_dict(g: GroupAnalysis, a: Analysis) -> dict[str, Any]:
+    best_v = g.best_validation()
+    speed = a.speed_for(g.key)
+    return {
+        "group": g.key, "label": g.label, "n_rows": len(g.frame), "n_failed": g.n_failed,
+        "direction": g.direction, "best_form": g.best_form,
+        "fits": {name: res.to_dict() for name, res in g.fits.items()},
+        "fit_errors": g.fit_errors,
+        "excluded": {name: g.excluded(name) for name in g.fits},
+        "validation": [v.to_dict() for v in g.validation],
+        "validation_skipped": [{"form": f, "scheme": s, "reason": r} for f, s, r in g.validation_skipped],
+        "best_validation": best_v.to_dict() if best_v else None,
+        "decision_form": g.decision_fit.form.name if g.decision_fit else None,
+        "decision_error": g.decision_error,
+        "r_crit": {f"{s:g}": d.to_dict() for s, d in g.r_crit.items()},
+        "d_min": list(g.d_min),
+        "per_model_r_crit": list(g.per_model),
+        "speedup": {f"{r:g}": d.to_dict() for r, d in speed.speedups.items()} if speed else {},
+    }
+
+
+def to_dict(a: Analysis, figures: dict, figure_errors: dict, *, title: str) -> dict[str, Any]:
+    """Every number of the report, JSON-ready."""
+    return clean({
+        "title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": a.source, "n_rows": a.n_rows, "n_success": a.n_success, "n_failed": len(a.failures),
+        "d_unit": {"name": a.unit.name, "scale": a.unit.scale, "eps": a.unit.eps},
+        "forms": list(a.forms), "sigmas": list(a.sigmas), "models": list(a.models),
+        "groups": [group_dict(g, a) for g in a.groups],
+        "speed": [{"group": s.key, "label": s.label, "n_rows": len(s.frame), "error": s.error,
+                   "fit": s.fit.to_dict() if s.fit else None,
+                   "speedup": {f"{r:g}": d.to_dict() for r, d in s.speedups.items()}} for s in a.speed],
+        "failures": failures_records(a),
+        "figures": {k: f"figures/{p.name}" for k, p in figures.items()},
+        "figure_errors": figure_errors, "notes": list(a.notes),
+    })
+
+
+# --- formatting ------------------------------------------------------------------------------------------
+def fmt(x, spec: str = ".4g") -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return format(x, spec)
+
+
+def ival(iv, spec: str = ".3g") -> str:
+    return f"[{fmt(iv[0], spec)}, {fmt(iv[1], spec)}]" if iv else ""
+
+
+def pct(x) -> str:
+    return fmt(x, ".1%")
+
+
+def rcrit_text(d, spec=".3f") -> str:
+    if d is None:
+        return "–"
+    if d.regime == "critical":
+        return f"{fmt(d.value, spec)} {ival(d.interval, spec)}".strip()
+    return {"all-recoverable": "≥ 1 (all r recoverable)", "unreachable": "unreachable",
+            "infeasible": "– (sign conditions violated)"}.get(d.regime, d.regime)
+
+
+def params_text(res, spec=".3g") -> str:
+    parts = []
+    for e in res.params.values():
+        iv = e.boot_ci or e.ci
+        parts.append(f"{e.name} = {fmt(e.estimate, spec)} {ival(iv, spec)}")
+    return "; ".join(parts)
+
+
+def _cell(x) -> str:
+    if x is None:
+        return ""
+    return fmt(x) if isinstance(x, float) else str(x)
+
+
+def excluded_text(ex: dict[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in ex.items()) if ex else "none"
+
+
+# --- Markdown --------------------------------------------------------------------------------------------
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+
+
+def markdown(data: dict, a: Analysis) -> str:
+    """``summary.md``: the key numbers per group."""
+    sig = a.sigmas
+    lines = [f"# {data['title']}", "",
+             f"Source: `{a.source}` — {a.n_rows} rows, {a.n_success} succeeded, {len(a.failures)} failed. "
+             f"D unit: {a.unit.name} (scale {a.unit.scale:g}, ε {a.unit.eps:g}). Forms compared: "
+             + ", ".join(f"`{f}`" for f in a.forms) + ".", ""]
+    for n in a.notes:
+        lines += [f"> {n}", ""]
+    rows = []
+    for g in a.groups:
+        best, v = g.best, g.best_validation()
+        sp = a.speed_for(g.key)
+        sp05 = sp.speedups.get(0.5) if sp else None
+        rows.append([g.label, g.best_form or "–", fmt(best.r2, ".3f") if best else "–",
+                     f"{pct(v.median_are)} / {pct(v.max_are)} ({v.rating})" if v else "–"]
+                    + [rcrit_text(g.r_crit.get(s)) for s in sig]
+                    + [f"{sp05.value:.2f}×" if sp05 else "–"])
+    lines += ["## Key numbers", ""]
+    lines += _md_table(["group", "best form (AIC)", "R²", "held-out error median / max"]
+                       + [f"r_crit σ={s:g}" for s in sig] + ["speedup r=0.5"], rows)
+    lines.append("")
+    for g in a.groups:
+        lines += [f"## {g.label}", ""]
+        lines.append(f"- rows: {len(g.frame)} fitted" + (f", {g.n_failed} failed experiments excluded"
+                                                          if g.n_failed else ""))
+        if g.best is not None:
+            b = g.best
+            lines.append(f"- best form by AIC: `{b.form.name}` ({b.form.formula}); R² {b.r2:.4f} (centred), "
+                         f"{b.r2_uncentred:.4f} (uncentred); mean |rel. err.| {pct(b.mare)}; "
+                         f"sign conditions {'hold' if b.sign_ok else 'VIOLATED: ' + '; '.join(b.sign_violations)}")
+            lines.append(f"- parameters (95% bootstrap interval): {params_text(b)}")
+        for form, why in g.fit_errors.items():
+            lines.append(f"- `{form}` not fitted: {why}")
+        for v in g.validation:
+            lines.append(f"- validation `{v.form}` {v.scheme}: median {pct(v.median_are)}, max {pct(v.max_are)} "
+                         f"({v.rating}; {len(v.folds)} fold(s), {v.n_test} held-out rows)")
+        for form, scheme, why in g.validation_skipped:
+            lines.append(f"- validation `{form}` {scheme} skipped: {why}")
+        if g.r_crit:
+            for s, d in g.r_crit.items():
+                lines.append(f"- r_crit(σ = {s:g}) from `{g.decision_fit.form.name}`: {rcrit_text(d, '.4f')} — "
+                             f"{d.message}")
+        else:
+            lines.append(f"- r_crit: not available ({g.decision_error or 'no decision law'})")
+        sp = a.speed_for(g.key)
+        if sp and sp.speedups:
+            lines.append("- speedup (speed law of " + sp.label + "): " + ", ".join(
+                f"r = {r:g}: {d.value:.3f}× {ival(d.interval, '.3f')}" for r, d in sp.speedups.items()))
+        lines.append("")
+    lines += ["## Speed laws", ""]
+    srows = [[s.label, str(len(s.frame)), fmt(s.fit.params["a"].estimate, ".3f") if s.fit else "–",
+              fmt(s.fit.params["b"].estimate, ".3f") if s.fit else "–", fmt(s.fit.r2, ".3f") if s.fit else "–"]
+             + [f"{d.value:.3f}× {ival(d.interval, '.3f')}" for d in s.speedups.values()]
+             + ([] if s.fit else [s.error]) for s in a.speed]
+    ratios = sorted({r for s in a.speed for r in s.speedups})
+    lines += _md_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios], srows)
+    lines += ["", "## Failures", ""]
+    if a.failures.empty:
+        lines.append("No failed experiments.")
+    else:
+        lines.append(f"{len(a.failures)} experiment row(s) failed and were excluded from every fit:")
+        lines.append("")
+        recs = failures_records(a, limit=50)
+        cols = list(recs[0])
+        lines += _md_table(cols, [[_cell(r[c]) for c in cols] for r in recs])
+        if len(a.failures) > 50:
+            lines.append(f"\n… and {len(a.failures) - 50} more (see report.json).")
+    lines += ["", "Figures and full tables: [index.html](index.html); numbers: [report.json](report.json).", ""]
+    return "\n".join(lines)
+
+
+# --- HTML ------------------------------------------------------------------------------------------------
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
+table { border-collapse: collapse; margin: .8em 0 1.4em; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; vertical-align: top; }
+th { background: #f0f0f0; } td.l, th.l { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+.bad { color: #b00; font-weight: 600; } .warn { color: #a60; } .good { color: #060; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 13px; color: #444; max-width: 1000px; }
+nav a { margin-right: 1em; } code { background: #f4f4f4; padding: 0 3px; }
+.small { font-size: 12px; color: #555; }
+"""
+
+
+def esc(x) -> str:
+    return _html.escape(str(x))
+
+
+def _table(header: list[str], rows: list[list], left: int = 1, raw: bool = False) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned; cells are escaped unless ``raw``."""
+    th = "".join(f'<th class="{"l" if i < left else ""}">{esc(h)}</th>' for i, h in enumerate(header))
+    body = []
+    for r in rows:
+        cells = "".join(f'<td class="{"l" if i < left else ""}">{c if raw else esc(c)}</td>' for i, c in enumerate(r))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _rating(v) -> str:
+    cls = {"good": "good", "usable": "warn", "unreliable": "bad"}.get(v.rating, "")
+    return f'<span class="{cls}">{esc(v.rating)}</span>'
+
+
+def html(data: dict, a: Analysis) -> str:
+    """``index.html``: summary, figures, comparison, validation, decisions, speed laws, failures."""
+    sig = a.sigmas
+    out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(data['title'])}</title>",
+           f"<style>{CSS}</style></head><body>", f"<h1>{esc(data['title'])}</h1>",
+           f"<p>Source <code>{esc(a.source)}</code>: {a.n_rows} rows, {a.n_success} succeeded, "
+           f"{len(a.failures)} failed. D unit: <b>{esc(a.unit.name)}</b> (scale {a.unit.scale:g}, ε {a.unit.eps:g}). "
+           f"Laws fitted per group by log-space OLS with a cluster bootstrap over base models. "
+           f"Created {esc(data['created'])}.</p>",
+           "<nav><a href='#summary'>summary</a><a href='#figures'>figures</a><a href='#comparison'>fits</a>"
+           "<a href='#validation'>validation</a><a href='#decisions'>decisions</a><a href='#speed'>speed laws</a>"
+           "<a href='#failures'>failures</a><a href='summary.md'>summary.md</a><a href='report.json'>report.json</a>"
+           "<a href='comparison.csv'>comparison.csv</a></nav>"]
+    out += [f"<p class='warn'>{esc(n)}</p>" for n in a.notes]
+
+    # summary
+    rows = []
+    for g in a.groups:
+        best, v = g.best, g.best_validation()
+        sp = a.speed_for(g.key)
+        sp05 = sp.speedups.get(0.5) if sp else None
+        rows.append([esc(g.label), esc(g.best_form or "–"), fmt(best.r2, ".3f") if best else "–",
+                     (f"{pct(v.median_are)} / {pct(v.max_are)} " + _rating(v)) if v else "–"]
+                    + [esc(rcrit_text(g.r_crit.get(s))) for s in sig] + [f"{sp05.value:.2f}×" if sp05 else "–"])
+    out += ["<h2 id='summary'>Summary</h2>",
+            "<p>Per (method, metric) group: the best form by AIC, its centred R², the worst held-out validation "
+            "scheme of that form (median / max absolute relative error; ≤ 5% good, 5–15% usable, > 15% "
+            "unreliable), the critical ratio of the decision law with its 95% bootstrap interval, and the "
+            "speed law's speedup at r = 0.5.</p>",
+            _table(["group", "best form (AIC)", "R²", "held-out error"] + [f"r_crit σ={s:g}" for s in sig]
+                   + ["speedup r=0.5"], rows, left=2, raw=True)]
+
+    # figures
+    out.append("<h2 id='figures'>Figures</h2>")
+    for name, rel in data["figures"].items():
+        title, caption = CAPTIONS.get(name, (name, ""))
+        out.append(f"<figure><img src='{esc(rel)}' alt='{esc(title)}'><figcaption><b>{esc(title)}.</b> "
+                   f"{esc(caption)}</figcaption></figure>")
+    for name, err in data["figure_errors"].items():
+        out.append(f"<p class='bad'>figure {esc(name)} could not be drawn: {esc(err)}</p>")
+
+    # comparison
+    out += ["<h2 id='comparison'>Law fits (Table-1 style comparison)</h2>",
+            "<p>R² unc. is the uncentred R² that statsmodels reports for a model without intercept (what the "
+            "paper compares; it flatters the fit); R² is the centred one. Parameter intervals: 95% cluster "
+            "bootstrap over base models. Rows excluded: failed experiments and invalid cells.</p>"]
+    rows = []
+    for g in a.groups:
+        for name in a.forms:
+            res = g.fits.get(name)
+            if res is None:
+                why = g.fit_errors.get(name, "not fitted")
+                rows.append([esc(g.label), esc(name), "–", "–", "–", "–", "–", "–", "–",
+                             f"<span class='bad'>not fitted: {esc(why)}</span>", ""])
+                continue
+            best = " <b>(best)</b>" if name == g.best_form else ""
+            signs = "ok" if res.sign_ok else "<span class='bad'>violated: " + esc("; ".join(res.sign_violations)) + "</span>"
+            warns = "<br>".join(f"<span class='warn'>[{esc(w.code)}]</span> {esc(w.message)}" for w in res.warnings)
+            rows.append([esc(g.label), esc(name) + best, str(res.n_obs), esc(excluded_text(g.excluded(name))),
+                         fmt(res.r2_uncentred, ".4f"), fmt(res.r2, ".4f"), fmt(res.aic, ".1f"), pct(res.mare),
+                         signs, esc(params_text(res)), warns])
+    out.append(_table(["group", "form", "n", "rows excluded", "R² unc.", "R²", "AIC", "MARE", "signs",
+                       "parameters [95% interval]", "warnings"], rows, left=2, raw=True))
+
+    # validation
+    out += ["<h2 id='validation'>Held-out validation</h2>",
+            "<p>Each scheme refits the law without a part of the data and predicts it: leave-one-model-out, "
+            "small-to-large (fit on smaller models, predict the largest), leave-one-ratio-out. Shown for the "
+            "best form and the decision law of each group.</p>"]
+    rows = [[esc(g.label), esc(v.form), esc(v.scheme), str(len(v.folds)), str(v.n_test), pct(v.median_are),
+             pct(v.max_are), _rating(v)] for g in a.groups for v in g.validation]
+    rows += [[esc(g.label), esc(f), esc(s), "–", "–", "–", "–", f"<span class='warn'>skipped: {esc(why)}</span>"]
+             for g in a.groups for f, s, why in g.validation_skipped]
+    out.append(_table(["group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"], rows,
+                      left=3, raw=True))
+
+    # decisions
+    out += ["<h2 id='decisions'>Decisions</h2>",
+            "<p>From the decision law (<code>sengupta2025</code>, paper Theorem 3.1): beyond r_crit(σ) no amount "
+            "of RFT keeps retention ≥ σ. Intervals: 95% bootstrap.</p>"]
+    rows = []
+    for g in a.groups:
+        if not g.r_crit:
+            rows.append([esc(g.label), "–", "–", "–", f"<span class='bad'>{esc(g.decision_error)}</span>"])
+        for s, d in g.r_crit.items():
+            rows.append([esc(g.label), f"{s:g}", fmt(d.value, ".4f"), ival(d.interval, ".4f"), esc(d.message)])
+    out.append(_table(["group", "σ", "r_crit", "95% interval", "reading"], rows, raw=True))
+    shown_r = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    rows = []
+    for g in a.groups:
+        for s in sig:
+            cells = []
+            for r in shown_r:
+                rec = next((x for x in g.d_min if x["sigma"] == s and abs(x["r"] - r) < 1e-9), None)
+                if rec is None:
+                    cells.append("–")
+                elif rec["regime"] == "unreachable":
+                    cells.append("unreachable")
+                elif rec["regime"] == "no-rft-needed":
+                    cells.append("0")
+                else:
+                    cells.append(f"{fmt(rec['value'], '.3g')} {ival(rec['interval'], '.3g')}".strip())
+            if g.d_min:
+                rows.append([g.label, f"{s:g}"] + cells)
+    if rows:
+        out += [f"<p>Minimum RFT data D_min(r, σ) in {esc(a.unit.name)} (raw D units of the table), "
+                "with 95% bootstrap interval:</p>",
+                _table(["group", "σ"] + [f"r = {r:g}" for r in shown_r], rows, left=1)]
+
+    # speed
+    out += ["<h2 id='speed'>Speed laws</h2>",
+            "<p>S = S0^a (1+r)^b per method, fitted on one row per experiment (model, method, r, D): the "
+            "runtime is repeated on every metric's row and is counted once. Speedup S(0)/S(r) = (1+r)^(−b).</p>"]
+    ratios = sorted({r for s in a.speed for r in s.speedups})
+    rows = []
+    for s in a.speed:
+        if s.fit is None:
+            rows.append([esc(s.label), str(len(s.frame)), "–", "–", "–"] + ["–"] * len(ratios)
+                        + [f"<span class='bad'>{esc(s.error)}</span>"])
+            continue
+        p = s.fit.params
+        rows.append([esc(s.label), str(s.fit.n_obs), f"{fmt(p['a'].estimate, '.3f')} {ival(p['a'].boot_ci, '.3f')}",
+                     f"{fmt(p['b'].estimate, '.3f')} {ival(p['b'].boot_ci, '.3f')}", fmt(s.fit.r2, ".3f")]
+                    + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}" if r in s.speedups else "–"
+                       for r in ratios] + [""])
+    out.append(_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"],
+                      rows, raw=True))
+
+    # failures
+    out.append("<h2 id='failures'>Failures</h2>")
+    if a.failures.empty:
+        out.append("<p>No failed experiments.</p>")
+    else:
+        out.append(f"<p>{len(a.failures)} experiment row(s) did not succeed; every fit excluded them.</p>")
+        recs = failures_records(a)
+        cols = list(recs[0])
+        out.append(_table(cols, [[_cell(r[c]) for c in cols] for r in recs], left=len(cols)))
+    rows = [[g.label, str(len(g.frame)), str(g.n_failed)] + [excluded_text(g.excluded(f)) if f in g.fits else
+                                                              "not fitted" for f in a.forms] for g in a.groups]
+    out += ["<p>Rows each fit excluded:</p>",
+            _table(["group", "rows", "failed"] + list(a.forms), rows, left=1)]
+    out.append("<p class='small'>Written by complaw report.</p></body></html>")
+    return "\n".join(out)
+
+
+def comparison_frame(a: Analysis) -> pd.DataFrame:
+    from complaw.laws import compare
+
+    fits = [res for g in a.groups for res in g.fits.values()]
+    return compare(fits) if fits else pd.DataFrame()
