@@ -10,8 +10,11 @@ Speed mode builds a randomly initialised Llama (hidden 768, 12 layers, FFN 2048,
   2L+1 D x D matrices SliceGPT decomposes; the compression's own wall time is reported against it;
 * peak RSS during the compression above the RSS before it (Linux VmHWM, reset per ratio through
   /proc/self/clear_refs), next to the size of one layer and of the calibration activations;
-* forward latency of the dense and sliced models (full causal LM, logits included), runs interleaved
-  across the models, min and median of ``--repeats`` (the min is the robust number on a shared CPU).
+* forward time of the dense and sliced models (full causal LM, logits included), runs interleaved across
+  the models, min CPU seconds, min and median wall seconds of ``--repeats``.
+
+Everything is timed in CPU seconds of this process as well as wall seconds: on a shared machine other
+jobs inflate wall time, while with one torch thread (``--threads 1``) CPU time stays stable.
 
 Quality mode slices a trained model at several ratios with PCA and with random orthogonal rotations
 (the ablation) and reports test loss and the measured parameter reduction.
@@ -57,18 +60,32 @@ def random_llama(seed: int = 0):
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
 
 
-def latencies(models: list, ids: torch.Tensor, repeats: int) -> list[tuple[float, float]]:
-    """(min, median) forward seconds per model; runs are interleaved so every model sees the same CPU load."""
-    times: list[list[float]] = [[] for _ in models]
+class Clock:
+    """Wall and CPU seconds of a block. With one torch thread the CPU time of this process is a stable
+    measure on a shared machine, where other jobs inflate wall time."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def latencies(models: list, ids: torch.Tensor, repeats: int) -> list[dict[str, float]]:
+    """Min wall / min CPU / median wall forward seconds per model, runs interleaved across the models."""
+    walls: list[list[float]] = [[] for _ in models]
+    cpus: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
         for model in models:
             model(ids)  # warm-up
         for _ in range(repeats):
-            for model, ts in zip(models, times, strict=True):
-                t = time.perf_counter()
-                model(ids)
-                ts.append(time.perf_counter() - t)
-    return [(min(ts), statistics.median(ts)) for ts in times]
+            for i, model in enumerate(models):
+                with Clock() as c:
+                    model(ids)
+                walls[i].append(c.wall)
+                cpus[i].append(c.cpu)
+    return [{"wall": min(w), "cpu": min(c), "median": statistics.median(w)} for w, c in zip(walls, cpus, strict=True)]
 
 
 def speed(args) -> list[str]:
@@ -80,21 +97,19 @@ def speed(args) -> list[str]:
     calib = torch.randint(0, config.vocab_size, (args.samples, args.seqlen), generator=gen)
 
     # Floor, part 1: one dense forward over the same calibration batches (backbone: SliceGPT never needs logits).
-    t = time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), Clock() as fwd:
         for i in range(0, args.samples, args.batch_size):
             dense.model(input_ids=calib[i:i + args.batch_size], use_cache=False)
-    floor_forward = time.perf_counter() - t
     # Floor, part 2: 2L+1 float64 eigendecompositions of D x D symmetric matrices.
     a = torch.randn(d, d, dtype=torch.float64, generator=gen)
     h = a @ a.T
-    t = time.perf_counter()
-    for _ in range(2 * n_layers + 1):
-        torch.linalg.eigh(h)
-    floor_eigh = time.perf_counter() - t
-    floor = floor_forward + floor_eigh
+    with Clock() as eig:
+        for _ in range(2 * n_layers + 1):
+            torch.linalg.eigh(h)
+    floor_cpu, floor_wall = fwd.cpu + eig.cpu, fwd.wall + eig.wall
 
     layer_mib = sum(p.numel() * p.element_size() for p in dense.model.layers[0].parameters()) / 2**20
+    model_mib = sum(p.numel() * p.element_size() for p in dense.parameters()) / 2**20
     act_mib = args.samples * args.seqlen * d * 4 / 2**20
     lat_shapes = [(1, 128), (8, 128)]
     lat_ids = {s: torch.randint(0, config.vocab_size, s, generator=gen) for s in lat_shapes}
@@ -104,40 +119,43 @@ def speed(args) -> list[str]:
         model = copy.deepcopy(dense)
         rss0 = _rss_kib("VmRSS")
         peak_ok = _reset_peak()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), Clock() as c:
             warnings.simplefilter("ignore")
             model, record = compress(model, "slicegpt", ratio, calibration=calib, calibration_samples=args.samples,
                                      calibration_seqlen=args.seqlen, calibration_batch_size=args.batch_size)
         peak_mib = (_rss_kib("VmHWM") - rss0) / 1024 if peak_ok else float("nan")
-        rows.append((ratio, record, record.details["timings"], peak_mib))
+        rows.append((ratio, record, c, peak_mib))
         sliced.append(model)
-    # lat[shape][0] is the dense model, then one entry per ratio: (min, median) seconds
+    # lat[shape][0] is the dense model, then one entry per ratio
     lat = {s: latencies([dense, *sliced], ids, args.repeats) for s, ids in lat_ids.items()}
 
+    malloc = os.environ.get("MALLOC_MMAP_THRESHOLD_")
     out = [
         f"Model: random-init Llama, {n_params / 1e6:.1f}M params (hidden {d}, {n_layers} layers, FFN "
-        f"{config.intermediate_size}, vocab {config.vocab_size}, fp32; random weights: timings only). "
-        f"Calibration {args.samples} x {args.seqlen} tokens, batch {args.batch_size}. "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}.",
+        f"{config.intermediate_size}, vocab {config.vocab_size}, fp32, {model_mib:.0f} MiB; random weights: "
+        f"timings only). Calibration {args.samples} x {args.seqlen} tokens, batch {args.batch_size}. "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: CPU seconds are the stable numbers)"
+        + (f", MALLOC_MMAP_THRESHOLD_={malloc}" if malloc else "") + ".",
         "",
-        f"Floor (same run): dense calibration forward {floor_forward:.2f} s + {2 * n_layers + 1} float64 eigh "
-        f"of {d}x{d} {floor_eigh:.2f} s = **{floor:.2f} s**. One layer = {layer_mib:.1f} MiB; "
-        f"one calibration signal ({args.samples}x{args.seqlen}x{d} fp32) = {act_mib:.1f} MiB.",
+        f"Floor (same run): dense calibration forward {fwd.cpu:.1f} s CPU ({fwd.wall:.1f} s wall) + "
+        f"{2 * n_layers + 1} float64 eigh of {d}x{d} {eig.cpu:.1f} s CPU ({eig.wall:.1f} s wall) = "
+        f"**{floor_cpu:.1f} s CPU** ({floor_wall:.1f} s wall). One layer = {layer_mib:.1f} MiB; one calibration "
+        f"signal ({args.samples}x{args.seqlen}x{d} fp32) = {act_mib:.1f} MiB.",
         "",
-        "| ratio | k | param_reduction | compress wall s | x floor | forward s | PCA (H+eigh) s | rotate/other s "
-        "| peak RSS above start MiB | latency 1x128 dense -> sliced, min (speedup) "
-        "| latency 8x128 dense -> sliced, min (speedup) | speedup from medians 1x128 / 8x128 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ratio | k | param_reduction | compress CPU s (wall s) | CPU x floor | peak RSS above start MiB "
+        "| forward 1x128 dense -> sliced, CPU s (speedup) | forward 8x128 dense -> sliced, CPU s (speedup) "
+        "| speedup by min wall / median wall, 1x128; 8x128 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for j, (ratio, record, timings, peak_mib) in enumerate(rows, start=1):
-        other = record.wall_time_s - timings["forward_s"] - timings["pca_s"]
+    for j, (ratio, record, c, peak_mib) in enumerate(rows, start=1):
         cells = [f"{ratio:.2f}", str(record.details["kept_hidden"]), f"{record.param_reduction:.3f}",
-                 f"{record.wall_time_s:.2f}", f"{record.wall_time_s / floor:.2f}", f"{timings['forward_s']:.2f}",
-                 f"{timings['pca_s']:.2f}", f"{other:.2f}", f"{peak_mib:.0f}"]
+                 f"{c.cpu:.1f} ({c.wall:.1f})", f"{c.cpu / floor_cpu:.2f}", f"{peak_mib:.0f}"]
         for s in lat_shapes:
-            d_min, s_min = lat[s][0][0], lat[s][j][0]
-            cells.append(f"{d_min * 1e3:.0f} ms -> {s_min * 1e3:.0f} ms ({d_min / s_min:.2f}x)")
-        cells.append(" / ".join(f"{lat[s][0][1] / lat[s][j][1]:.2f}x" for s in lat_shapes))
+            dn, sl = lat[s][0], lat[s][j]
+            cells.append(f"{dn['cpu']:.3f} -> {sl['cpu']:.3f} ({dn['cpu'] / sl['cpu']:.2f}x)")
+        cells.append("; ".join(f"{lat[s][0]['wall'] / lat[s][j]['wall']:.2f}x / "
+                               f"{lat[s][0]['median'] / lat[s][j]['median']:.2f}x" for s in lat_shapes))
         out.append("| " + " | ".join(cells) + " |")
     return out
 

@@ -216,10 +216,13 @@ def _norm_scale(norm: nn.Module, where: str) -> torch.Tensor:
     return weight.detach()
 
 
-def _scale_inputs(linear: nn.Linear, scale: torch.Tensor) -> None:
-    """W <- W diag(scale): the linear now reads the un-scaled normalised input."""
+def _scale_inputs(linear: nn.Linear, scale: torch.Tensor, rows: int = 4096) -> None:
+    """W <- W diag(scale) in place, in float64 a block of rows at a time: the linear now reads the
+    un-scaled normalised input."""
     w = linear.weight.data
-    linear.weight.data = (w.double() * scale.double().to(w.device)[None, :]).to(w.dtype)
+    s = scale.to(w.device, torch.float64)[None, :]
+    for i in range(0, w.shape[0], rows):
+        w[i:i + rows] = (w[i:i + rows].double() * s).to(w.dtype)
 
 
 def fuse_norms(model: nn.Module) -> None:
@@ -254,9 +257,11 @@ def _matmul64(w: torch.Tensor, q: torch.Tensor, rows: int = 4096) -> torch.Tenso
     """``w @ q`` computed in float64 and cast back to ``w``'s dtype, a block of rows at a time.
 
     Row blocks keep the float64 temporaries small (an LM head or embedding is V x D: a full float64 copy
-    of a 128k-vocabulary head would be gigabytes).
+    of a 128k-vocabulary head would be gigabytes); a square ``q`` (nothing sliced, e.g. the LM head)
+    is applied in place, so no second copy of ``w`` exists either.
     """
-    out = torch.empty(w.shape[0], q.shape[1], dtype=w.dtype, device=w.device)
+    square = q.shape[0] == q.shape[1]
+    out = w if square else torch.empty(w.shape[0], q.shape[1], dtype=w.dtype, device=w.device)
     qd = q.to(w.device, torch.float64)
     for i in range(0, w.shape[0], rows):
         out[i:i + rows] = (w[i:i + rows].double() @ qd).to(w.dtype)
