@@ -49,11 +49,13 @@ def test_singular_values_match_svd_in_fp32_for_any_dtype():
     assert pn.singular_values(w[:40]).shape == (40,)  # fewer rows than columns
 
 
-def test_policy_logits_equal_the_paper_formula():
-    policy = pn.PruneNetPolicy(N, D, seed=0)
+@pytest.mark.parametrize("features", ["signed", "abs"])
+def test_policy_logits_equal_the_paper_formula(features):
+    policy = pn.PruneNetPolicy(N, D, seed=0, features=features)
     w = torch.randn(N, D)
-    w_hat = w / w.pow(2).mean().sqrt()  # the policy reads unit-RMS weights
-    paper = (w_hat @ policy.A.t() + policy.b) @ policy.u  # sigmoid((W·Aᵀ + b)·u) before the sigmoid
+    x = w if features == "signed" else w.abs()
+    x_hat = x / x.pow(2).mean().sqrt()  # the policy reads unit-RMS weights
+    paper = (x_hat @ policy.A.t() + policy.b) @ policy.u  # sigmoid((W·Aᵀ + b)·u) before the sigmoid
     torch.testing.assert_close(policy.logits(w), paper, rtol=1e-4, atol=1e-4)
     with pytest.raises(ComplawError, match="policy was built for"):
         policy.logits(torch.randn(N + 1, D))
@@ -152,7 +154,47 @@ def test_training_works_in_bfloat16_and_keeps_the_best_episode():
     assert {p.dtype for p in pruned.parameters()} == {torch.bfloat16}
 
 
-@pytest.mark.parametrize("bad", [{"episodes": 0}, {"lr": -1.0}, {"train_ratio": 1.0}, {"selection": "best"}])
+@pytest.mark.parametrize("bad", [{"episodes": 0}, {"lr": -1.0}, {"train_ratio": 1.0}, {"selection": "best"},
+                                 {"features": "squared"}])
 def test_bad_options_are_user_errors(bad):
     with pytest.raises(ComplawError):
         compress(tiny_llama(), "prunenet", 0.5, **bad)
+
+
+def structured_llama() -> LlamaForCausalLM:
+    """Gate rows ``s_i · (2e + noise)``: a shared direction ``e`` carried in proportion to the row scale.
+
+    Trained LLMs' gate rows share outlier directions in this way; here it is made exact, so the best
+    linear scorer (rank rows by their projection on ``e``) is also the best spectrum-preserving one
+    (keep the largest rows) — a known answer the REINFORCE training has to find.
+    """
+    model = tiny_llama()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            e = torch.randn(D, generator=gen)
+            scale = torch.exp(torch.randn(N, 1, generator=gen))
+            noise = torch.randn(N, D, generator=gen) / D**0.5
+            layer.mlp.gate_proj.weight.copy_(0.02 * scale * (2 * e / e.norm() + noise))
+    return model
+
+
+def mean_ks(gates, kept) -> float:
+    return sum(pn.spectrum_ks(w, k) for w, k in zip(gates, kept, strict=True)) / len(gates)
+
+
+@pytest.mark.parametrize("features", ["abs", "signed"])
+def test_trained_policy_beats_random_slicing_on_spectral_ks(features):
+    model = structured_llama()
+    gates = pn.gate_weights(model)
+    policy = pn.train_policy(model, pn.PruneNetConfig(episodes=20, features=features))
+    for ratio in (0.3, 0.5, 0.7):
+        k = kept_rows(N, ratio)
+        random_ks = sum(
+            mean_ks(gates, [torch.randperm(N, generator=torch.Generator().manual_seed(10 * s + i))[:k] for i in range(LAYERS)])
+            for s in range(5)) / 5
+        gen = torch.Generator().manual_seed(0)
+        sampled_ks = sum(mean_ks(gates, [policy.select(w, k, generator=gen) for w in gates]) for _ in range(5)) / 5
+        topk_ks = mean_ks(gates, [policy.select(w, k, selection="topk") for w in gates])
+        assert sampled_ks < random_ks, (ratio, sampled_ks, random_ks)
+        assert topk_ks < 0.6 * random_ks, (ratio, topk_ks, random_ks)

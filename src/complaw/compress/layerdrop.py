@@ -65,6 +65,12 @@ def calibration_batches(calibration: Any, *, tokenizer: Any = None, model: nn.Mo
     """
     if calibration is None:
         calibration = _default_calibration()
+        if tokenizer is None and _local_tokenizer_dir(model) is None:
+            from transformers import AutoTokenizer
+
+            from complaw import zoo  # the zoo's texts go with the zoo's tokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(zoo.tokenizer_path()))
     if isinstance(calibration, (str, Path)):  # a text file (e.g. from the CLI: --option calibration=calib.txt)
         path = Path(calibration)
         require(path.is_file(), f"calibration={str(calibration)!r}: no such file; give a text file or token ids")
@@ -108,6 +114,16 @@ def calibration_batches(calibration: Any, *, tokenizer: Any = None, model: nn.Mo
             mask[i, : r.numel()] = 1
         batches.append({"input_ids": input_ids, "attention_mask": mask})
     return batches
+
+
+def _local_tokenizer_dir(model: nn.Module | None) -> str | None:
+    """The model's checkpoint directory if it holds tokenizer files, else None."""
+    path = getattr(getattr(model, "config", None), "name_or_path", "") if model is not None else ""
+    if path and Path(path).is_dir() and any(
+        (Path(path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+    ):
+        return str(path)
+    return None
 
 
 def _tokenizer_of(model: nn.Module | None):
@@ -211,8 +227,13 @@ def layer_drop(model: nn.Module, ratio: float, *, seed: int = 0, calibration: An
         return model, {"removed_layers": [], "block_influence": [], "kept_per_layer": [], "num_layers_before": num_layers}
     if n_drop >= num_layers:
         raise ComplawError(f"ratio {ratio}: would remove all {num_layers} layers; use a ratio below {1 - 1 / num_layers:.3f}")
+    seq_len = min(seq_len, getattr(model.config, "max_position_embeddings", None) or seq_len)
     batches = calibration_batches(calibration, tokenizer=tokenizer, model=model, max_batches=max_batches,
                                   batch_size=batch_size, seq_len=seq_len)
+    vocab = getattr(model.config, "vocab_size", None)
+    top = max(int(b["input_ids"].max()) for b in batches)
+    require(vocab is None or top < vocab,
+            f"calibration: token id {top} is outside the model's vocabulary ({vocab}); the tokenizer does not match the model")
     bi = block_influence(model, batches)
     # Lowest BI first; ties broken towards later layers (they are usually the redundant ones).
     order = sorted(range(num_layers), key=lambda i: (bi[i], -i))

@@ -25,7 +25,14 @@ Differences from the reference code (SPEC §3.1 pitfalls), on purpose: the famil
 ``config.model_type`` via the adapters; gradients are clipped *before* the optimiser step; singular
 values are computed in fp32 whatever the model's dtype, values only, once for the originals; the
 policy runs on whatever device the model is on; the pruned model's config is rewritten so it reloads;
-nothing is swallowed by a bare ``except``.
+nothing is swallowed by a bare ``except``. One deliberate change of the policy's *input* (``|W|``
+instead of ``W``, same network; ``features="signed"`` restores the paper's) is explained at
+:class:`PruneNetConfig`.
+
+Selection: ``selection="sample"`` (default, the paper's) draws rows with noise; because the plain
+REINFORCE loss pushes every kept row up, the trained keep probabilities end up close to 1 and the draw is
+then close to uniform. ``selection="topk"`` keeps the highest-scoring rows and is where the learned
+scores show.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 
 SELECTIONS = ("sample", "topk")
+FEATURES = ("abs", "signed")
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,19 @@ class PruneNetConfig:
         discount: reward of layer ``l`` is scaled by ``discount ** l``.
         temperature: temperature of the relaxed-Bernoulli noise on the keep probabilities.
         grad_clip: max gradient norm, applied before each optimiser step.
-        baseline: subtract a running per-layer mean of the reward (variance reduction; the expected
-            gradient is unchanged). ``False`` is the plain ``-R · Σ log p`` loss of the paper. Without a
-            baseline every reward is positive, so every kept row is pushed up and the keep
-            probabilities drift towards 1 together, which flattens the sampling distribution.
+        baseline: subtract a running per-layer mean of the reward (classic REINFORCE variance
+            reduction). Off by default: the paper's loss is the plain ``-R · Σ log p``. Measured on tiny
+            models, the plain loss learns the signal (rows are pushed up in proportion to the reward
+            their draw earned, rich-get-richer) while the baseline's first, zero-advantage episode often
+            stays the "best" one under reward noise, leaving the policy untrained.
+        features: what the policy reads. ``"signed"``: the gate weights themselves, the paper's
+            ``α = sigmoid((W·Aᵀ + b)·u)``. ``"abs"`` (default): the same network on ``|W|``. Why: the
+            network is linear in its input (``(W·Aᵀ + b)·u = W·(Aᵀu) + b·u``), so on signed weights it
+            can only rank rows by their projection on one direction ``v = Aᵀu`` — it cannot express a
+            row's size, and its top rows all read the same input direction, so pruning by it removes a
+            coherent input subspace. Measured on the zoo models this is *worse* than random slicing;
+            on ``|W|`` the same linear scorer can learn a (weighted L1) row norm, which the KS reward
+            rewards and which preserves loss far better (BENCHMARKS.md, "Compression").
         seed: seeds the policy's initialisation and all training noise.
     """
 
@@ -79,7 +96,8 @@ class PruneNetConfig:
     discount: float = 0.99
     temperature: float = 1.0
     grad_clip: float = 1.0
-    baseline: bool = True
+    baseline: bool = False
+    features: str = "abs"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -89,6 +107,7 @@ class PruneNetConfig:
         require(0.0 < self.discount <= 1.0, f"discount={self.discount}: must lie in (0, 1], e.g. 0.99")
         require(self.temperature > 0, f"temperature={self.temperature}: must be positive, e.g. 1.0")
         require(self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive, e.g. 1.0")
+        require(self.features in FEATURES, f"features={self.features!r}: must be one of {', '.join(FEATURES)}")
 
 
 @dataclass
@@ -154,8 +173,10 @@ class PruneNetPolicy(nn.Module):
         seed: seeds the initialisation (``nn.Linear``'s uniform ±1/√fan_in scheme).
     """
 
-    def __init__(self, n: int, d: int, *, seed: int = 0) -> None:
+    def __init__(self, n: int, d: int, *, seed: int = 0, features: str = "abs") -> None:
         super().__init__()
+        require(features in FEATURES, f"features={features!r}: must be one of {', '.join(FEATURES)}")
+        self.features = features
         generator = torch.Generator().manual_seed(int(seed))
         bound_d, bound_n = 1.0 / math.sqrt(d), 1.0 / math.sqrt(n)
         self.A = nn.Parameter((torch.rand(n, d, generator=generator) * 2 - 1) * bound_d)
@@ -176,6 +197,8 @@ class PruneNetPolicy(nn.Module):
             f"gate weight of shape {tuple(weight.shape)}: this PruneNet policy was built for {self.shape}",
         )
         w = weight.detach().to(device=self.A.device, dtype=torch.float32)
+        if self.features == "abs":
+            w = w.abs()
         w = w / w.pow(2).mean().sqrt().clamp_min(1e-12)  # unit-RMS input: logits O(1) at any init scale
         return w @ (self.A.t() @ self.u) + self.b @ self.u
 
@@ -209,6 +232,7 @@ class PruneNetPolicy(nn.Module):
             "format": "complaw.prunenet-policy/1",
             "config": json.dumps(asdict(self.config) if self.config else None),
             "fingerprint": self.fingerprint,
+            "features": self.features,
             "history": json.dumps(asdict(self.history)),
         }
         tensors = {name: p.detach().cpu().contiguous() for name, p in self.named_parameters()}
@@ -230,7 +254,7 @@ class PruneNetPolicy(nn.Module):
             f"policy {str(path)!r}: not a complaw PruneNet policy file",
         )
         n, d = tensors["A"].shape
-        policy = cls(n, d)
+        policy = cls(n, d, features=meta.get("features", "abs"))
         policy.load_state_dict(tensors)
         config = json.loads(meta.get("config") or "null")
         policy.config = PruneNetConfig(**config) if config else None
@@ -286,7 +310,8 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
 
     One episode is a pass over the layers. For layer ``l``: score the rows of its gate matrix, draw
     ``k = floor((1 − train_ratio)·n)`` rows (relaxed-Bernoulli noise, sampling without replacement),
-    reward ``R_l = 0.99^l / KS(σ(W_l), σ(W_l[kept]))``, loss ``−(R_l − baseline_l) · Σ_kept log α``,
+    reward ``R_l = 0.99^l / KS(σ(W_l), σ(W_l[kept]))``, loss ``−R_l · Σ_kept log α`` (``R_l`` minus a
+    running per-layer mean with ``baseline=True``),
     one AdamW step with the gradient norm clipped first. The policy state after the episode with the
     highest total reward is the one returned.
 
@@ -306,7 +331,7 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
     k = kept_rows(n, config.train_ratio)
     torch.manual_seed(config.seed)  # nothing random should come from the global RNG; belt and braces
     generator = torch.Generator().manual_seed(int(config.seed) + 1)
-    policy = PruneNetPolicy(n, d, seed=config.seed).to(device)
+    policy = PruneNetPolicy(n, d, seed=config.seed, features=config.features).to(device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     # Singular values of the originals: once, fp32, values only.
@@ -414,7 +439,7 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig) -> tu
 )
 def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
              round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,
-             baseline: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+             baseline: bool = False, features: str = "abs") -> tuple[nn.Module, dict[str, Any]]:
     """PruneNet through the method registry.
 
     Args:
@@ -436,7 +461,8 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
     if k == n:  # nothing to remove: no policy needed
         details["kept_per_layer"] = [n] * num_layers
         return model, details
-    config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, baseline=baseline, seed=seed)
+    config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, baseline=baseline, features=features,
+                            seed=seed)
     trained_policy, trained_now, path = _resolve_policy(model, policy, config)
     fingerprint = model_fingerprint(model)
     start = time.perf_counter()
