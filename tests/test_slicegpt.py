@@ -110,6 +110,17 @@ def test_invariance_float32(family):
     assert (model(INPUTS).logits - ref).abs().max().item() <= 1e-3
 
 
+def test_invariance_with_output_biases():
+    """Llama with attention_bias/mlp_bias: o_proj and down_proj biases are rotated with their rows."""
+    model = tiny_model("llama", torch.float64, attention_bias=True, mlp_bias=True)
+    assert model.model.layers[0].self_attn.o_proj.bias is not None
+    ref = exact_reference_logits(model, INPUTS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, _ = slicegpt(model, 0.0, calibration=CALIB, round_to=1)
+    assert (model(INPUTS).logits - ref).abs().max().item() <= 1e-10
+
+
 def test_invariance_with_sliding_window_layers():
     """Qwen2 with sliding-window layers: each layer must get its own mask (recorded from the model's forward)."""
     model = tiny_model("qwen2", torch.float64, layers=2, use_sliding_window=True, sliding_window=4,
