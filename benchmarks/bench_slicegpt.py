@@ -220,7 +220,8 @@ def main() -> None:
     lines = quality(args) if args.quality else speed(args)
     import sys
 
-    command = "python benchmarks/bench_slicegpt.py " + " ".join(a for a in sys.argv[1:] if a != "--write")
+    env = f"MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']} " if "MALLOC_MMAP_THRESHOLD_" in os.environ else ""
+    command = env + "python benchmarks/bench_slicegpt.py " + " ".join(a for a in sys.argv[1:] if a != "--write")
     text = "\n".join([f"Command: `{command.strip()}`", "", *lines, ""])
     print(text)
     if args.write:
