@@ -36,10 +36,8 @@ def sweep_command(
     c = result.counts
     console.print(f"done in {result.wall_s:.0f}s: {result.units_run} units run, {result.units_skipped} already "
                   f"stored; experiments: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
-    for line in result.summary:
+    for line in result.summary:  # ends with the report's path
         console.print(line, highlight=False)
-    if result.report_dir:
-        console.print(f"report: {result.report_dir / 'index.html'}")
 
 
 @app.command("results")

@@ -110,7 +110,7 @@ def token_blocks(texts: list[str], tokenizer, seq_len: int, max_blocks: int | No
     ids: list[int] = []
     need = None if max_blocks is None else max_blocks * seq_len
     for text in texts:
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         if eos is not None:
             ids.append(eos)
         if need is not None and len(ids) >= need:
