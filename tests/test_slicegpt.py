@@ -39,6 +39,10 @@ def tiny_model(family: str, dtype=torch.float32, layers: int = 3, **extra) -> to
     common.update(extra)
     if family == "llama":
         config = LlamaConfig(**common, tie_word_embeddings=False)
+    elif family == "mistral":
+        from transformers import MistralConfig
+
+        config = MistralConfig(**common, sliding_window=8, tie_word_embeddings=False)
     else:
         config = Qwen2Config(**common, tie_word_embeddings=True)
     torch.manual_seed(0)
@@ -85,7 +89,7 @@ def exact_reference_logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.T
 # --- invariance: fusion + rotation without slicing leaves the function unchanged ------------------------
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral"])
 @pytest.mark.parametrize("rotation", ["pca", "random"])
 def test_invariance_float64(family, rotation):
     model = tiny_model(family, torch.float64)

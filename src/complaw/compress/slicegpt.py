@@ -177,7 +177,8 @@ def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer:
         for text in texts:
             if bos is not None:
                 stream.append(int(bos))
-            stream.extend(tok(text, add_special_tokens=False)["input_ids"])
+            # verbose=False: long documents are cut into windows below, the "too long" warning does not apply
+            stream.extend(tok(text, add_special_tokens=False, verbose=False)["input_ids"])
             if eos is not None:
                 stream.append(int(eos))
         if not stream:
