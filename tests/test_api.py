@@ -1,0 +1,22 @@
+"""The public API: every name re-exported from complaw resolves, and `import complaw` stays light."""
+
+import subprocess
+import sys
+
+import complaw
+
+
+def test_every_export_resolves():
+    for name in complaw.__all__:
+        assert getattr(complaw, name) is not None, name
+
+
+def test_import_is_lazy():
+    code = "import sys, complaw; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_paper_example_through_the_top_level_api():
+    law = complaw.Law.from_params("sengupta2025", direction="higher", alpha=0.98, beta=-1.18, gamma=-0.14)
+    assert round(complaw.critical_ratio(law, 0.8).value, 3) == 0.208
