@@ -23,7 +23,6 @@ models, which can make them *larger*) and is always reported.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -61,59 +60,14 @@ DAMPING = 0.01  # fraction of mean(diag H) added to H's diagonal before eigh (re
 # Calibration data
 
 
-def _read_texts(source: str | Path, text_field: str) -> list[str]:
-    """Texts of a .txt (paragraphs split at blank lines), .jsonl or .json file, ``zoo:SPLIT`` or ``hf:NAME[:CONFIG][:SPLIT]``."""
-    text = str(source)
-    if text.startswith("zoo:"):
-        return _default_texts(text[4:] or "calibration")
-    if text.startswith("hf:"):
-        parts = text[3:].split(":")
-        name, config = parts[0], (parts[1] or None) if len(parts) > 1 else None
-        split = parts[2] if len(parts) > 2 else "train"
-        try:
-            import datasets
+def _read_texts(source: str | Path | None, text_field: str, split: str) -> list[str]:
+    """Calibration documents, named as everywhere in complaw (:func:`complaw.textdata.load_texts`):
+    ``zoo:calibration`` (the default), a .txt/.jsonl/.json(.gz) file, or a Hugging Face dataset id
+    ``NAME[:CONFIG]`` (``split`` picks its split)."""
+    from complaw.textdata import load_texts
 
-            ds = datasets.load_dataset(name, config, split=split)
-        except Exception as exc:  # hub unreachable, unknown name: one line for the user
-            raise ComplawError(f"calibration {text!r}: could not load the dataset ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        if text_field not in ds.column_names:
-            raise ComplawError(f"calibration {text!r}: no column {text_field!r}; columns are {ds.column_names}")
-        return [t for t in ds[text_field] if t and t.strip()]
-    path = Path(source)
-    if not path.is_file():
-        raise ComplawError(
-            f"calibration {text!r}: no such file; give a .txt/.jsonl/.json path, 'zoo:SPLIT', 'hf:NAME[:CONFIG][:SPLIT]', "
-            "a list of texts, or nothing for the zoo's calibration split"
-        )
-    if path.suffix == ".txt":
-        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n")]
-        return [p for p in paragraphs if p]
-    if path.suffix in (".jsonl", ".json"):
-        raw = path.read_text(encoding="utf-8")
-        rows = [json.loads(line) for line in raw.splitlines() if line.strip()] if path.suffix == ".jsonl" \
-            else json.loads(raw)
-        texts = []
-        for row in rows:
-            if isinstance(row, str):
-                texts.append(row)
-            elif isinstance(row, dict) and text_field in row:
-                texts.append(str(row[text_field]))
-            else:
-                raise ComplawError(f"calibration {path}: each row must be a string or have a {text_field!r} field")
-        return [t for t in texts if t.strip()]
-    raise ComplawError(f"calibration {path}: unsupported file type {path.suffix!r}; use .txt, .jsonl or .json")
-
-
-def _default_texts(split_name: str = "calibration") -> list[str]:
-    try:
-        from complaw.zoo import load_split
-    except ImportError:
-        raise ComplawError(
-            f"calibration zoo:{split_name}: the bundled zoo is not available; pass calibration=PATH or a list of texts"
-        ) from None
-    split = load_split(split_name)
-    return [t if isinstance(t, str) else t["text"] for t in split]
+    texts = load_texts("zoo:calibration" if source is None else source, split=split, text_field=text_field)
+    return [t if isinstance(t, str) else t[text_field] for t in texts]
 
 
 def _tokenizer_for(model: nn.Module, tokenizer: Any):
@@ -132,18 +86,21 @@ def _tokenizer_for(model: nn.Module, tokenizer: Any):
 
 def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer: Any = None,
                         samples: int = 128, seqlen: int = 2048, batch_size: int = 8, seed: int = 0,
-                        text_field: str = "text") -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
+                        text_field: str = "text",
+                        split: str = "train") -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
     """N x T calibration windows as ``[(input_ids, attention_mask), ...]`` batches, plus a description.
 
     Args:
         model: the model (its tokenizer is found from ``config._name_or_path`` unless ``tokenizer`` is given).
         calibration: ``None`` (the zoo's calibration split), a list of texts, a path to a .txt/.jsonl/.json
-            file, ``zoo:SPLIT``, ``hf:NAME[:CONFIG][:SPLIT]`` (a datasets id), or a LongTensor of token ids (N x T).
+            file, ``zoo:SPLIT``, a Hugging Face dataset id ``NAME[:CONFIG]`` (e.g. ``wikitext:wikitext-2-raw-v1``,
+            the reference's data), or a LongTensor of token ids (N x T).
         samples: number of windows N (fewer when the data is short).
         seqlen: window length T in tokens (capped at ``config.max_position_embeddings``).
         batch_size: windows per forward pass.
         seed: which windows are drawn.
-        text_field: the text column of .jsonl/.json/hf sources.
+        text_field: the text column of .jsonl/.json/hub sources.
+        split: the split of a hub dataset.
     """
     if samples < 1 or seqlen < 1 or batch_size < 1:
         raise ComplawError(
@@ -159,16 +116,15 @@ def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer:
         windows, source = ids[:samples], "token ids"
         masks = torch.ones_like(windows)
     else:
-        if calibration is None:
-            texts, source = _default_texts(), "zoo:calibration"
-        elif isinstance(calibration, (str, Path)):
-            texts, source = _read_texts(calibration, text_field), str(calibration)
+        if calibration is None or isinstance(calibration, (str, Path)):
+            texts = _read_texts(calibration, text_field, split)
+            source = "zoo:calibration" if calibration is None else str(calibration)
         elif isinstance(calibration, Sequence) and all(isinstance(t, str) for t in calibration):
             texts, source = [t for t in calibration if t.strip()], f"{len(calibration)} texts"
         else:
             raise ComplawError(
                 f"calibration: unsupported value of type {type(calibration).__name__}; give a path, "
-                "a list of texts, 'hf:NAME', or a tensor of token ids"
+                "a list of texts, a dataset id, or a tensor of token ids"
             )
         tok = _tokenizer_for(model, tokenizer)
         # Documents joined as "<s> text </s>" (whichever of BOS/EOS the tokenizer has), then cut into windows.
@@ -492,6 +448,7 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
 def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
              calibration_samples: int = 128, calibration_seqlen: int = 2048, calibration_batch_size: int = 8,
              round_to: int = 8, slice_head: bool = False, rotation: str = "pca", text_field: str = "text",
+             calibration_split: str = "train",
              device: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """SliceGPT the model in place.
 
@@ -499,7 +456,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         model: a Llama/Mistral/Qwen2 causal LM (fp32 or bf16; fp16 overflows on Qwen).
         ratio: slicing ratio s; the residual stream keeps floor((1-s) D) dims (rounded to ``round_to``).
         seed: picks the calibration windows and the random rotations.
-        calibration: texts, a file path, ``zoo:SPLIT``, ``hf:NAME[:CONFIG][:SPLIT]``, token ids, or None
+        calibration: texts, a file path, ``zoo:SPLIT``, a dataset id ``NAME[:CONFIG]``, token ids, or None
             for the zoo's calibration split.
         tokenizer: used to tokenise text calibration data (default: the model's own).
         calibration_samples / calibration_seqlen: N sequences of T tokens (reference: 128 x 2048).
@@ -507,7 +464,8 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         round_to: kept widths are multiples of this (8 for tensor cores; 1 keeps every dim at ratio 0).
         slice_head: slice the LM head's input too (default: rotate only).
         rotation: "pca" (SliceGPT) or "random" (random orthogonal Q, an ablation).
-        text_field: text column of .jsonl/.json/hf calibration sources.
+        text_field: text column of .jsonl/.json/hub calibration sources.
+        calibration_split: split of a hub calibration dataset.
         device: process layer by layer on this device (e.g. "cuda" for a model kept on CPU).
 
     Returns:
@@ -527,7 +485,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
                       stacklevel=2)
     batches, calib = calibration_batches(
         model, calibration, tokenizer=tokenizer, samples=calibration_samples, seqlen=calibration_seqlen,
-        batch_size=calibration_batch_size, seed=seed, text_field=text_field,
+        batch_size=calibration_batch_size, seed=seed, text_field=text_field, split=calibration_split,
     )
     before = count_parameters(model)
     was_tied = adapter.head(model).weight.data_ptr() == adapter.embedding(model).weight.data_ptr()
