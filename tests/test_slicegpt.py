@@ -278,12 +278,15 @@ def test_lora_recovery_after_load(tmp_path):
         opt.step()
         opt.zero_grad()
         losses.append(loss.item())
+    with pytest.raises(ComplawError, match="merge_and_unload"):
+        save_sliced(peft_model, tmp_path / "unmerged")
     merged = peft_model.merge_and_unload().eval()
     with torch.no_grad():
         after = merged(INPUTS, labels=INPUTS)
     assert torch.isfinite(after.loss)
     assert not torch.allclose(after.logits, before)
     assert isinstance(get_adapter(merged).layers_of(merged)[0], SlicedDecoderLayer)
+    assert torch.equal(load(save_sliced(merged, tmp_path / "merged"))(INPUTS).logits, after.logits)
 
 
 def test_lm_eval_hflm_loglikelihood():

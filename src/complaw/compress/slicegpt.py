@@ -526,6 +526,8 @@ def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, token
     Load it back with ``complaw.load(path)``. ``from_pretrained(path)`` deliberately finds no
     ``model.safetensors`` and fails: a plain HF model cannot hold the shortcut matrices and sliced widths.
     """
+    if hasattr(model, "peft_config"):  # a PeftModel would save only its adapter under our weights' name
+        raise ComplawError("model: LoRA-wrapped SliceGPT model; call merge_and_unload() before saving it")
     structure = getattr(model, "complaw_slicegpt", None)
     if structure is None:
         raise ComplawError("model: not a SliceGPT model (no slicing structure); compress it with method 'slicegpt'")
