@@ -150,24 +150,31 @@ def bench_zoo_loss(args) -> None:
     input_ids, mask = token_blocks(tok, zoo.load_split("test"), seq_len=args.zoo_seq)
     blocks = (input_ids[: args.zoo_blocks], mask[: args.zoo_blocks])
     dense = mean_loss(model, blocks)
-    start = time.perf_counter()
-    policy = train_policy(model, PruneNetConfig(episodes=args.episodes))
-    train_s = time.perf_counter() - start
+    policies, notes = {}, []
+    for features in ("abs", "signed"):
+        start = time.perf_counter()
+        policies[features] = train_policy(model, PruneNetConfig(episodes=args.episodes, features=features))
+        notes.append(f"{features}: {time.perf_counter() - start:.1f} s, best episode {policies[features].history.best_episode}")
     print(f"\n## Test loss on {args.zoo}: PruneNet vs random FFN slicing ({args.zoo_blocks}×{args.zoo_seq} test tokens)\n")
-    print(f"Dense loss {dense:.4f}. PruneNet policy: {args.episodes} episodes, {train_s:.1f} s, best episode "
-          f"{policy.history.best_episode}; PruneNet 'sample' is averaged over {args.pn_seeds} selection seeds, "
-          f"random over {args.random_seeds} seeds (± its standard deviation = the noise); z = (PruneNet − random mean) / random sd.\n")
-    print("| r | random mean ± sd | PruneNet sample | z | PruneNet top-k | magnitude |")
-    print("|---|---|---|---|---|---|")
+    print(f"Dense loss {dense:.4f}. PruneNet policies ({args.episodes} episodes): {'; '.join(notes)}. "
+          f"'sample' columns average {args.pn_seeds} selection seeds; random averages {args.random_seeds} seeds "
+          f"(± its standard deviation = the noise); z = (PruneNet sample − random mean) / random sd. "
+          f"abs = the default policy input |W|; signed = the paper's W.\n")
+    print("| r | random mean ± sd | PruneNet sample (abs) | z | PruneNet top-k (abs) | PruneNet sample (signed) | z "
+          "| PruneNet top-k (signed) | magnitude |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in SWEEP:
         rand = [mean_loss(compress(copy.deepcopy(model), "random-ffn", r, seed=s)[0], blocks) for s in range(args.random_seeds)]
-        pn = [mean_loss(prune_with_policy(copy.deepcopy(model), policy, r, selection="sample", seed=s)[0], blocks)
-              for s in range(args.pn_seeds)]
-        top = mean_loss(prune_with_policy(copy.deepcopy(model), policy, r, selection="topk")[0], blocks)
-        mag = mean_loss(compress(copy.deepcopy(model), "magnitude-ffn", r)[0], blocks)
         mu, sd = statistics.mean(rand), statistics.stdev(rand)
-        pn_mu = statistics.mean(pn)
-        print(f"| {r:.1f} | {mu:.4f} ± {sd:.4f} | {pn_mu:.4f} | {(pn_mu - mu) / sd:+.2f} | {top:.4f} | {mag:.4f} |", flush=True)
+        cells = [f"{mu:.4f} ± {sd:.4f}"]
+        for policy in policies.values():
+            pn = statistics.mean(
+                mean_loss(prune_with_policy(copy.deepcopy(model), policy, r, selection="sample", seed=s)[0], blocks)
+                for s in range(args.pn_seeds))
+            top = mean_loss(prune_with_policy(copy.deepcopy(model), policy, r, selection="topk")[0], blocks)
+            cells += [f"{pn:.4f}", f"{(pn - mu) / sd:+.2f}", f"{top:.4f}"]
+        cells.append(f"{mean_loss(compress(copy.deepcopy(model), 'magnitude-ffn', r)[0], blocks):.4f}")
+        print(f"| {r:.1f} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:
@@ -190,8 +197,8 @@ def main() -> None:
     parser.add_argument("--zoo", default=None, help="instead: test loss of PruneNet vs random on this zoo model")
     parser.add_argument("--zoo-blocks", type=int, default=128)
     parser.add_argument("--zoo-seq", type=int, default=128)
-    parser.add_argument("--random-seeds", type=int, default=5)
-    parser.add_argument("--pn-seeds", type=int, default=3)
+    parser.add_argument("--random-seeds", type=int, default=10)
+    parser.add_argument("--pn-seeds", type=int, default=5)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
