@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from complaw.cli import app
-from complaw.cli_compress import parse_options
 from complaw.recipe import EvalConfig, ExperimentConfig, ExperimentRecord, RuntimeConfig, run_experiment
 from complaw.recover import RFTConfig
 
@@ -45,6 +44,8 @@ def run_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Run one experiment and print its record: base, compressed and recovered metrics."""
+    from complaw.cli_compress import parse_options  # imported here: cli_compress imports complaw.cli
+
     cfg = ExperimentConfig(
         model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
         seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
