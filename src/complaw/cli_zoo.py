@@ -25,7 +25,7 @@ def list_zoo() -> dict:
     from complaw import zoo
 
     index = zoo.index()
-    console = Console()
+    console = Console(width=max(Console().width, 130))  # keep names and numbers unabridged
     models = Table(title="models (zoo:NAME)")
     for col in ("name", "family", "params", "non-emb params", "train tokens", "test loss", "avg acc"):
         models.add_column(col, justify="left" if col in ("name", "family") else "right")

@@ -105,6 +105,22 @@ def tokenizer_path() -> Path:
     return ASSETS / "tokenizer"
 
 
+def load_tokenizer(name: str | Path | None = None):
+    """The zoo tokenizer, exactly as the models were trained with it (from ``tokenizer.json``).
+
+    Prefer this to ``AutoTokenizer.from_pretrained(model_dir)`` for the Qwen2 models: transformers v5 maps
+    every ``model_type: qwen2`` directory to ``Qwen2Tokenizer``, which replaces the saved pre-tokenizer
+    with Qwen's own regex and so splits newlines from indentation differently from training.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    path = tokenizer_path() if name is None else (Path(name) if Path(str(name)).is_dir() else resolve_model(str(name)))
+    cfg = json.loads((path / "tokenizer_config.json").read_text())
+    return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"), bos_token=cfg["bos_token"],
+                                   eos_token=cfg["eos_token"], pad_token=cfg["pad_token"],
+                                   model_max_length=cfg.get("model_max_length", 1024))
+
+
 # --- splits ------------------------------------------------------------------------------------------
 def split_path(name: str) -> Path:
     """The gzipped JSONL file (one ``{"path", "text"}`` per document) of split ``rft``/``calibration``/``test``."""

@@ -3,12 +3,15 @@
 Three tasks, each a JSONL of ``{"context", "choices", "label", "source"}`` rows and an lm-eval task config
 (``output_type: multiple_choice`` over a local ``json`` dataset), scored as continuations:
 
-- ``zoo_nextline``: the true next line of code among 4; distractors are lines with the same indentation
-  from *other* test files.
+- ``zoo_nextline``: the true next line of code among 4; distractors are lines of similar length (any
+  indentation) from *other* test files, so block structure and the names in the context are the cues.
 - ``zoo_identifier``: the identifier that fills a masked slot in a line (choice = identifier + rest of the
   line); distractors are other identifiers of the same file.
-- ``zoo_docstring``: the summary line of a function's docstring given its signature, among the summaries of
-  3 functions from other files.
+- ``zoo_keyword``: the Python keyword (or ``self``/``None``/``True``/``False``) that fills a masked slot in a
+  line (choice = keyword + rest of the line); distractors are 3 other keywords.
+
+(A docstring-matching task, "pick a function's docstring summary given its signature", was tried and left
+out: every zoo size scored at chance on it.)
 
 Everything is derived from the sorted test files with seeded ``random.Random``, so a rebuild is identical.
 
@@ -17,7 +20,6 @@ Everything is derived from the sorted test files with seeded ``random.Random``, 
 
 from __future__ import annotations
 
-import ast
 import keyword
 import random
 import re
@@ -26,14 +28,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 TASKS = {
-    "zoo_nextline": "pick the true next line of code among 4 (distractors: same-indent lines of other files)",
+    "zoo_nextline": "pick the true next line of code among 4 (distractors: similar-length lines of other files)",
     "zoo_identifier": "fill a masked identifier among 4 (distractors: other identifiers of the same file)",
-    "zoo_docstring": "pick a function's docstring summary among 4, given its signature",
+    "zoo_keyword": "fill a masked Python keyword among 4 (distractors: other keywords)",
 }
 N_ITEMS = 500
 MAX_PER_FILE = 40
 CONTEXT_LINES = 5
 CONTEXT_CHARS = 320
+LENGTH_TOLERANCE = 0.2  # distractors within +-20% of the answer's length: the sum log-likelihood is comparable
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 _SKIP_IDENTS = set(keyword.kwlist) | {"self", "cls", "None", "True", "False"}
 
@@ -75,29 +78,31 @@ def _take(rng: random.Random, candidates: list, make, n: int) -> list[dict]:
     return out
 
 
+def _similar_length(a: str, b: str, tol: float = LENGTH_TOLERANCE) -> bool:
+    return abs(len(a) - len(b)) <= tol * len(a)
+
+
 def nextline_items(docs: Docs, n: int = N_ITEMS, seed: int = 1) -> list[dict]:
     rng = random.Random(seed)
     files = {path: text.split("\n") for path, text in docs}
-    pool: dict[str, list[tuple[str, str]]] = defaultdict(list)  # indent -> [(path, line)]
+    pool: list[tuple[str, str]] = []  # (path, line) of every substantial line
     candidates = []
     for path, lines in files.items():
         for i, line in enumerate(lines):
             if len(line.strip()) >= 12:
-                pool[_indent(line)].append((path, line))
+                pool.append((path, line))
                 if i >= 4 and sum(bool(s.strip()) for s in lines[i - 4:i]) >= 3:
                     candidates.append((path, i))
 
     def make(cand):
         path, i = cand
         line = files[path][i]
-        others = pool[_indent(line)]
-        if len(others) < 50:
-            return None
         context = _context(files[path], i)
         picked: list[str] = []
-        for _ in range(50):
-            p, other = others[rng.randrange(len(others))]
-            if p != path and other != line and other not in picked and other not in context:
+        for _ in range(400):
+            p, other = pool[rng.randrange(len(pool))]
+            if (p != path and other != line and other not in picked and other not in context
+                    and _similar_length(line, other)):
                 picked.append(other)
                 if len(picked) == 3:
                     return _item(rng, context, "\n" + line, ["\n" + s for s in picked], f"{path}:{i + 1}")
@@ -140,47 +145,35 @@ def identifier_items(docs: Docs, n: int = N_ITEMS, seed: int = 2) -> list[dict]:
     return _take(rng, candidates, make, n)
 
 
-def _functions(path: str, text: str) -> list[tuple[str, str, str]]:
-    """``(path, dedented signature, docstring summary)`` for every documented function of a file."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return []
-    lines = text.split("\n")
-    out = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        doc = ast.get_docstring(node)
-        if not doc or not node.body:
-            continue
-        summary = next((s.strip() for s in doc.split("\n") if s.strip()), "")
-        if not 10 <= len(summary) <= 120:
-            continue
-        header = lines[node.lineno - 1: node.body[0].lineno - 1]
-        if not header or len(header) > 6:
-            continue
-        out.append((path, textwrap.dedent("\n".join(header)).rstrip(), summary))
-    return out
+KEYWORDS = ("if", "for", "while", "return", "def", "class", "import", "from", "in", "not", "and", "or", "is",
+            "None", "True", "False", "self", "with", "as", "else", "elif", "try", "except", "raise", "yield",
+            "lambda", "pass", "break", "continue", "assert", "del", "global")
+_KEYWORD = re.compile(r"\b(" + "|".join(KEYWORDS) + r")\b")
 
 
-def docstring_items(docs: Docs, n: int = N_ITEMS, seed: int = 3) -> list[dict]:
+def keyword_items(docs: Docs, n: int = N_ITEMS, seed: int = 4) -> list[dict]:
+    """Fill a masked keyword (or ``self``/``None``/``True``/``False``) in a line of code among 4."""
     rng = random.Random(seed)
-    funcs = [f for path, text in docs for f in _functions(path, text)]
-    candidates = list(range(len(funcs)))
-    candidates = [(funcs[k][0], k) for k in candidates]
+    files = {path: text.split("\n") for path, text in docs}
+    candidates = []
+    for path, lines in files.items():
+        for i, line in enumerate(lines):
+            s = line.strip()
+            if i >= 3 and s and not s.startswith(("#", '"', "'")):
+                candidates.append((path, i))
 
     def make(cand):
-        _, k = cand
-        path, signature, summary = funcs[k]
-        picked: list[str] = []
-        for _ in range(50):
-            p, _sig, other = funcs[rng.randrange(len(funcs))]
-            if p != path and other != summary and other not in picked:
-                picked.append(other)
-                if len(picked) == 3:
-                    return _item(rng, signature + '\n    """', summary, picked, f"{path}:{signature[:40]}")
-        return None
+        path, i = cand
+        line = files[path][i]
+        code = re.split(r"#|\"|'", line, maxsplit=1)[0]
+        spans = list(_KEYWORD.finditer(code))
+        if not spans:
+            return None
+        m = spans[rng.randrange(len(spans))]
+        distractors = rng.sample([k for k in KEYWORDS if k != m.group()], 3)
+        context = _context(files[path], i) + "\n" + line[: m.start()]
+        rest = line[m.end():]
+        return _item(rng, context, m.group() + rest, [d + rest for d in distractors], f"{path}:{i + 1}")
 
     return _take(rng, candidates, make, n)
 
@@ -190,7 +183,7 @@ def build_tasks(test_docs: Docs, n: int = N_ITEMS) -> dict[str, list[dict]]:
     return {
         "zoo_nextline": nextline_items(test_docs, n),
         "zoo_identifier": identifier_items(test_docs, n),
-        "zoo_docstring": docstring_items(test_docs, n),
+        "zoo_keyword": keyword_items(test_docs, n),
     }
 
 
