@@ -29,6 +29,7 @@ _EXPORTS = {
     "CostModel": "complaw.decide",
     # models and compression
     "load": "complaw.models", "save": "complaw.models", "get_adapter": "complaw.models",
+    "load_tokenizer": "complaw.models",
     "compress": "complaw.compress", "available_methods": "complaw.compress", "register_method": "complaw.compress",
     "CompressionRecord": "complaw.compress",
     # recovery, evaluation, the recipe

@@ -32,8 +32,7 @@ from complaw.compress import compress, get_method
 from complaw.compress.registry import check_ratio
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
-from complaw.models import load
-from complaw.models.io import resolve_model_id
+from complaw.models import load, load_tokenizer
 from complaw.recover import RFTConfig, recover
 from complaw.textdata import load_texts, token_blocks
 
@@ -167,19 +166,6 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return dev, dt
 
 
-def load_tokenizer(model_id: str, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
-    path = resolve_model_id(model_id)
-    try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ComplawError(f"model {model_id!r}: no tokenizer could be loaded ({str(err).splitlines()[0][:160]})") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
 class Evaluator:
     """Evaluates model states with fixed settings; the test blocks are tokenised once."""
 
@@ -275,7 +261,7 @@ def prepare(cfg: ExperimentConfig):
     get_method(cfg.method)
     check_ratio(cfg.ratio)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
-    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
     evaluate.check_tasks()
     if cfg.rft.samples:

@@ -108,3 +108,31 @@ def load(model_id: str | Path, *, dtype=None, device=None, trust_remote_code: bo
     if not Path(path).exists() and "/" not in path and not path.startswith("zoo"):
         raise ComplawError(f"model {model_id!r}: no such directory, and not a hub id of the form org/name")
     return _LOADERS[fmt](path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+
+
+_GENERIC_TOKENIZERS = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def load_tokenizer(model_id: str | Path, *, trust_remote_code: bool = False):
+    """The tokenizer saved with a model (``zoo:NAME``, directory or hub id), with a pad token set.
+
+    A tokenizer saved as a plain ``tokenizers`` file (``tokenizer_class`` PreTrainedTokenizerFast or
+    TokenizersBackend, as the zoo's) is loaded as exactly that: transformers v5's AutoTokenizer would map a
+    ``qwen2`` directory to Qwen2Tokenizer and swap in Qwen's pre-tokenizer, changing the tokens.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = resolve_model_id(model_id)
+    cls = AutoTokenizer
+    cfg_file = Path(path) / "tokenizer_config.json"
+    if cfg_file.is_file() and (Path(path) / "tokenizer.json").is_file():
+        if json.loads(cfg_file.read_text()).get("tokenizer_class") in _GENERIC_TOKENIZERS:
+            cls = PreTrainedTokenizerFast
+    try:
+        tok = cls.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ComplawError(f"model {model_id!r}: no tokenizer could be loaded "
+                           f"({(str(err).splitlines() or [''])[0][:160]})") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
