@@ -64,7 +64,7 @@ def build_cmd(
     only: list[str] = typer.Option(None, "--only", help="rebuild only these (model names, splits, tokenizer, tasks); repeatable"),
     out: Path = typer.Option(None, "--out", help="target directory (default: the package's zoo assets)"),
 ) -> None:
-    """Rebuild the zoo deterministically on CPU (all of it takes about half an hour on 2 cores)."""
+    """Rebuild the zoo deterministically on CPU (all of it: ~50 min on a busy 2-core machine; llama-xs: ~2 min)."""
     from complaw.zoo.build import build
 
     names = [n for item in (only or []) for n in item.split(",") if n]

@@ -12,7 +12,7 @@ The recipe, top to bottom (:func:`build`):
    ``README.md``;
 5. write ``zoo.json``: the index that :mod:`complaw.zoo` reads.
 
-    $ complaw zoo build                          # everything, into the package's assets (~30 min, 2 cores)
+    $ complaw zoo build                          # everything, into the package assets (~50 min, busy 2 cores)
     $ complaw zoo build --only llama-xs --out /tmp/zoo
 """
 
