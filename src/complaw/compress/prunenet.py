@@ -186,6 +186,10 @@ class PruneNetPolicy(nn.Module):
         self.fingerprint: str = ""
         self.history = TrainingHistory()
 
+    def __repr__(self) -> str:  # short: it lands in compression records' options
+        n, d = self.shape
+        return f"PruneNetPolicy(n={n}, d={d}, features={self.features!r}, fingerprint={self.fingerprint!r})"
+
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.A.shape)  # type: ignore[return-value]
