@@ -34,11 +34,13 @@ def test_corpus_excludes_test_suites_and_generated_tables():
 
 @pytest.mark.slow
 def test_rebuild_of_the_smallest_model_matches_its_card(tmp_path):
-    """Same seed, same data order, same thread count: the loss comes back within 2%.
+    """Same seed, same data order, same thread count: the loss comes back within 1%.
 
-    Bit-identity is not promised: float summation order in CPU kernels depends on the thread count and
-    the instruction set the BLAS picks, and over ~100 AdamW steps such differences grow to ~0.1-0.5% of
-    the loss. A 2% band is far tighter than the gap between neighbouring zoo sizes (>5%).
+    The build runs on one thread, and on the machine that built the shipped zoo the rebuild is
+    bit-identical (same safetensors bytes). Another CPU may pick other kernels (instruction set, BLAS
+    version), whose different float summation order grows over ~500 AdamW steps into small loss
+    differences (typically 0.1-0.5%); a 1% band allows for that, stays below the gap between neighbouring
+    zoo sizes (1.8% llama-m/l, >= 2.5% elsewhere) and catches any change of data, seed or recipe.
     """
     if not _stdlib_matches_manifest():
         pytest.skip("this Python's stdlib differs from the corpus manifest the zoo was built from")
@@ -49,8 +51,8 @@ def test_rebuild_of_the_smallest_model_matches_its_card(tmp_path):
     old = zoo.card("llama-xs")
     assert new["training"]["tokens"] == old["training"]["tokens"]
     assert new["params"] == old["params"]
-    assert new["test_loss"] == pytest.approx(old["test_loss"], rel=0.02)
-    assert new["test_loss_subset"] == pytest.approx(old["test_loss_subset"], rel=0.02)
+    assert new["test_loss"] == pytest.approx(old["test_loss"], rel=0.01)
+    assert new["test_loss_subset"] == pytest.approx(old["test_loss_subset"], rel=0.01)
     cfg_new = json.loads((tmp_path / "models" / "llama-xs" / "config.json").read_text())
     cfg_old = json.loads((zoo.resolve_model("llama-xs") / "config.json").read_text())
     cfg_new.pop("transformers_version", None), cfg_old.pop("transformers_version", None)
