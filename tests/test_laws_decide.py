@@ -118,3 +118,14 @@ def test_planner_budget_mode_and_intervals():
     assert p.intervals["retention"][0] <= p.optimum["retention"] <= p.intervals["retention"][1]
     with pytest.raises(Exception, match="exactly one"):
         plan(law, sigma=0.8, budget=1.0)
+
+
+def test_extreme_parameters_do_not_overflow():
+    # bootstrap draws of a barely identified law can have a compression exponent near 0
+    law = Law.from_params("sengupta2025", direction="higher", alpha=1.0, beta=-1e-9, gamma=-0.1)
+    d = critical_ratio(law, 0.8)
+    assert d.regime == "all-recoverable" and math.isinf(d.value)
+    assert critical_ratio(Law.from_params("sengupta2025", direction="higher", alpha=1, beta=0.0, gamma=-0.1),
+                          0.8).regime == "infeasible"
+    m = min_rft_data(Law.from_params("sengupta2025", direction="higher", alpha=1, beta=-1.0, gamma=-1e-12), 0.3, 0.8)
+    assert m.regime == "unreachable"

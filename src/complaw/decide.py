@@ -137,9 +137,9 @@ def _check_sigma(sigma: float) -> float:
 
 # --- critical ratio --------------------------------------------------------------------------------------
 def _r_crit(law: Law, th: dict[str, float], sigma: float) -> tuple[float, str]:
-    if law.violations(th):
-        return math.nan, "infeasible"
     t = law.form.term("compression")
+    if law.violations(th) or th[t.param] == 0:
+        return math.nan, "infeasible"
     x = (math.log(sigma) - law._k(th) - law._v_inf(th)) / (law._sign() * th[t.param])
     r = t.transform.inverse(x, law.unit)
     if r >= 1:
@@ -175,16 +175,16 @@ def critical_ratio(law: Law, sigma: float) -> Decision:
 
 # --- minimum RFT data --------------------------------------------------------------------------------------
 def _d_min(law: Law, th: dict[str, float], r: float, sigma: float) -> tuple[float, str]:
-    if law.violations(th):
+    rec = law.form.term("recovery")
+    if law.violations(th) or th[rec.param] == 0:
         return math.nan, "infeasible"
     need = math.log(sigma) - law._k(th) - float(law._u(th, r))
     if float(law._v(th, 0.0)) >= need:
         return 0.0, "no-rft-needed"
     if law._v_inf(th) <= need:
         return math.inf, "unreachable"
-    t = law.form.term("recovery")
-    x = need / (law._sign() * th[t.param])
-    return max(0.0, t.transform.inverse(x, law.unit)), "finite"
+    x = need / (law._sign() * th[rec.param])
+    return max(0.0, rec.transform.inverse(x, law.unit)), "finite"
 
 
 def min_rft_data(law: Law, r: float, sigma: float) -> Decision:

@@ -89,19 +89,24 @@ def _sat_d(v, u):
     return np.log1p(d / (d + u.eps))
 
 
+def _expm1(x: float) -> float:
+    """exp(x) − 1 that saturates at ∞ instead of overflowing (bootstrap draws can be extreme)."""
+    return math.expm1(x) if x < 700 else math.inf
+
+
 def _inv_inv_d(x, u):
-    k = math.expm1(x)  # 1/(D+ε)
+    k = _expm1(x)  # 1/(D+ε)
     return (1.0 / k - u.eps) * u.scale if k > 0 else math.inf
 
 
 def _inv_sat_d(x, u):
-    q = math.expm1(x)  # D/(D+ε) in [0, 1)
+    q = _expm1(x)  # D/(D+ε) in [0, 1)
     return (q * u.eps / (1.0 - q)) * u.scale if q < 1 else math.inf
 
 
-LOG = Transform("log", _log, lambda x, u: math.exp(x), True, domain=(0.0, math.inf))
-LOG1P_R = Transform("log(1+r)", _log1p_r, lambda x, u: math.expm1(x), True, domain=(0.0, 1.0))
-LOG1M_R = Transform("log(1-r)", _log1m_r, lambda x, u: -math.expm1(x), False, domain=(0.0, 1.0))
+LOG = Transform("log", _log, lambda x, u: _expm1(x) + 1.0, True, domain=(0.0, math.inf))
+LOG1P_R = Transform("log(1+r)", _log1p_r, lambda x, u: _expm1(x), True, domain=(0.0, 1.0))
+LOG1M_R = Transform("log(1-r)", _log1m_r, lambda x, u: -_expm1(x), False, domain=(0.0, 1.0))
 INV_D = Transform("log(1+1/(D+ε))", _inv_d, _inv_inv_d, False, at_inf=lambda u: 0.0)
 SAT_D = Transform("log(1+D/(D+ε))", _sat_d, _inv_sat_d, True, at_inf=lambda u: math.log(2.0))
 
