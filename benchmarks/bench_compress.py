@@ -163,7 +163,7 @@ def bench_zoo_loss(args) -> None:
     print("| r | random mean ± sd | PruneNet sample (abs) | z | PruneNet top-k (abs) | PruneNet sample (signed) | z "
           "| PruneNet top-k (signed) | magnitude |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in SWEEP:
+    for r in args.ratios or SWEEP:
         rand = [mean_loss(compress(copy.deepcopy(model), "random-ffn", r, seed=s)[0], blocks) for s in range(args.random_seeds)]
         mu, sd = statistics.mean(rand), statistics.stdev(rand)
         cells = [f"{mu:.4f} ± {sd:.4f}"]
@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--zoo-seq", type=int, default=128)
     parser.add_argument("--random-seeds", type=int, default=10)
     parser.add_argument("--pn-seeds", type=int, default=5)
+    parser.add_argument("--ratios", type=float, nargs="*", default=None, help="--zoo: only these ratios")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
