@@ -45,9 +45,9 @@ def _load_tokenizer(path: str):
         return None
     if not any((Path(path) / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
         return None
-    from transformers import AutoTokenizer
+    from complaw.models import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    return load_tokenizer(path)
 
 
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,

@@ -66,11 +66,9 @@ def calibration_batches(calibration: Any, *, tokenizer: Any = None, model: nn.Mo
     if calibration is None:
         calibration = _default_calibration()
         if tokenizer is None and _local_tokenizer_dir(model) is None:
-            from transformers import AutoTokenizer
-
             from complaw import zoo  # the zoo's texts go with the zoo's tokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(str(zoo.tokenizer_path()))
+            tokenizer = zoo.load_tokenizer()
     if isinstance(calibration, (str, Path)):  # a text file (e.g. from the CLI: --option calibration=calib.txt)
         path = Path(calibration)
         require(path.is_file(), f"calibration={str(calibration)!r}: no such file; give a text file or token ids")
@@ -130,11 +128,11 @@ def _tokenizer_of(model: nn.Module | None):
     path = getattr(getattr(model, "config", None), "name_or_path", "") if model is not None else ""
     if not path:
         raise ComplawError("calibration texts need a tokenizer: pass tokenizer=..., or give token ids instead")
-    from transformers import AutoTokenizer
+    from complaw.models import load_tokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
+        return load_tokenizer(path)
+    except ComplawError as err:
         raise ComplawError(f"calibration texts need a tokenizer and none loads from {path!r}: {err}") from None
 
 

@@ -74,10 +74,10 @@ def _tokenizer_for(model: nn.Module, tokenizer: Any):
     if tokenizer is not None:
         return tokenizer
     name = getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "")
-    try:
-        from transformers import AutoTokenizer
+    from complaw.models import load_tokenizer
 
-        return AutoTokenizer.from_pretrained(name)
+    try:
+        return load_tokenizer(name)
     except Exception:
         raise ComplawError(
             f"calibration: texts need a tokenizer and none was found for model {name!r}; pass tokenizer=..."
