@@ -63,5 +63,5 @@ def test_forms_validate_plan_on_the_example_table(capsys):
 
 
 def test_demo_runs(tmp_path, capsys):
-    code, out, _ = run(capsys, "demo", "--out", str(tmp_path))
+    code, out, _ = run(capsys, "demo", "--example", "--out", str(tmp_path))
     assert code == 0 and (tmp_path / "fits.json").exists() and "Critical compression ratio" in out

@@ -133,6 +133,10 @@ def test_a_failing_unit_is_stored_and_excluded(tiny, tmp_path, exploding_method)
     assert {r.config.ratio for r in failed} == {0.5} and "injected failure" in failed[0].error
     rows = load_results(tmp_path / "results.db")
     assert rows.dropped == {"status is not success": 2} and 0.5 not in set(rows.frame["r"])
+    # a rerun keeps the stored failure; --retry-failed runs it again (and it fails again, for the same reason)
+    assert run_sweep(s, show_progress=False).units_run == 0
+    again = run_sweep(s, show_progress=False, retry_failed=True)
+    assert again.units_run == 1 and again.counts == {"success": 4, "failed": 2}
 
 
 def test_ray_executor_gives_the_same_records(tiny, tmp_path, monkeypatch):

@@ -401,9 +401,26 @@ def plan_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="Where to write the demo's JSON results.")] = Path("reports/demo"),
+    preset: Annotated[str, typer.Option(help="Sweep preset: demo (the main job, < 10 min on 2 cores) or quick.")] = "demo",
+    example: Annotated[bool, typer.Option("--example", help="Only the law engine, on the bundled example table.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Report directory (default reports/<preset>).")] = None,
 ) -> None:
-    """The main job on the bundled example table: fit the laws per method and metric, validate, decide."""
+    """The main job: a compression-law study on the bundled model zoo — sweep, fit, decide, report.
+
+    Runs the ``demo`` sweep preset (three Llama sizes, PruneNet and SliceGPT, five ratios, three RFT budgets),
+    stores every experiment in complaw_results/results.db (a rerun is near-instant), fits the laws and writes
+    the report. ``--example`` instead runs the law engine alone on the bundled (synthetic) example table.
+    """
+    if example:
+        _example_demo(out or Path("reports/example"))
+        return
+    from complaw.cli_sweep import sweep_command
+
+    overrides = [f"report={out}"] if out is not None else []
+    sweep_command(spec=preset, overrides=overrides)
+
+
+def _example_demo(out: Path) -> None:
     from complaw.data import example_table_path
 
     path = example_table_path()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from complaw.sweep.executors import get_executor
 from complaw.sweep.spec import SweepSpec, Unit
 from complaw.sweep.store import ResultStore
 
-DONE = ("success", "invalid")  # outcomes a rerun would repeat; failed units are retried on request
+DONE = ("success", "invalid")  # outcomes a rerun would repeat; failed ones are rerun on request
 
 
 def base_key(cfg: ExperimentConfig) -> str:
@@ -118,21 +119,21 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
     console = console or Console()
     start = time.perf_counter()
     units = spec.units()
-    # A bad setting stops here, before any work: check one experiment of every model and method.
-    seen = set()
-    for u in units:
-        if (u.model, u.method) not in seen:
-            seen.add((u.model, u.method))
-            prepare(u.configs[-1])
     store = ResultStore(spec.store)
     try:
-        ok = DONE if not retry_failed else ("success", "invalid")
+        ok = DONE if retry_failed else (*DONE, "failed")
         status = store.statuses()
         todo: list[Unit] = []
         for u in units:
             missing = [c for c in u.configs if status.get(c.config_hash()) not in ok]
             if missing:
                 todo.append(Unit(u.model, u.method, u.ratio, u.seed, missing))
+        # A bad setting stops here, before any work: check one experiment of every model and method to run.
+        seen = set()
+        for u in todo:
+            if (u.model, u.method) not in seen:
+                seen.add((u.model, u.method))
+                prepare(u.configs[-1])
         console.print(f"sweep [bold]{spec.name}[/bold]: {len(units)} units "
                       f"({len(units) - len(todo)} already stored, {len(todo)} to run) → {spec.store}")
         run = get_executor(executor, address=address, cpus_per_job=spec.cpus_per_unit,
@@ -184,17 +185,29 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
 
 
 def write_report(store: ResultStore, spec: SweepSpec) -> tuple[Path, list[str]]:
-    """Fit, decide and write the report of the sweep's rows in the store."""
+    """Fit, decide and write the report of the sweep's rows in the store (kept if nothing changed)."""
     from complaw.laws import DUnit
     from complaw.report import build_report
 
     frame = store.law_frame()
     frame = frame[frame["sweep"] == spec.name] if "sweep" in frame else frame
+    out = spec.report_dir()
+    # The report depends only on these rows and the law settings: an unchanged store keeps its report.
+    key = hashlib.sha256(frame.drop(columns=["error"], errors="ignore").to_csv(index=False).encode()
+                         + spec.laws.model_dump_json().encode()).hexdigest()
+    stamp, lines_file = out / ".complaw-report-key", out / "summary.txt"
+    if (out / "index.html").is_file() and stamp.is_file() and stamp.read_text() == key and lines_file.is_file():
+        return out, lines_file.read_text().splitlines()
     law = spec.laws
-    rep = build_report(frame, spec.report_dir(), forms=tuple(law.forms), sigmas=tuple(law.sigmas),
-                       unit=DUnit(law.d_unit, law.d_scale), bootstrap=law.bootstrap,
-                       title=f"complaw sweep {spec.name}")
-    return spec.report_dir(), rep.summary_lines()
+    with warnings.catch_warnings():  # empty groups of a figure make numpy warn; the report says why
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rep = build_report(frame, out, forms=tuple(law.forms), sigmas=tuple(law.sigmas),
+                           unit=DUnit(law.d_unit, law.d_scale), bootstrap=law.bootstrap,
+                           title=f"complaw sweep {spec.name}")
+    lines = rep.summary_lines()
+    lines_file.write_text("\n".join(lines))
+    stamp.write_text(key)
+    return out, lines
 
 
 class _NullProgress:
