@@ -20,3 +20,12 @@ def test_import_is_lazy():
 def test_paper_example_through_the_top_level_api():
     law = complaw.Law.from_params("sengupta2025", direction="higher", alpha=0.98, beta=-1.18, gamma=-0.14)
     assert round(complaw.critical_ratio(law, 0.8).value, 3) == 0.208
+
+
+def test_safe_name_gives_one_plain_path_component():
+    from complaw.models import safe_name
+
+    assert safe_name("Qwen/Qwen2.5-7B") == "Qwen--Qwen2.5-7B"
+    for bad in ("../../etc/passwd", "/abs/path", "a\\b", "..", "zoo:llama-m", "x y;rm -rf"):
+        out = safe_name(bad)
+        assert out and "/" not in out and "\\" not in out and ".." not in out and " " not in out

@@ -45,7 +45,8 @@ def resolve_model_id(model_id: str | Path) -> str:
 def safe_name(model_id: str) -> str:
     """A filesystem-safe name derived from a model id (``Qwen/Qwen2.5-7B`` -> ``Qwen--Qwen2.5-7B``)."""
     name = str(model_id).replace("zoo:", "zoo-").replace("/", "--")
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    name = re.sub(r"\.{2,}", ".", name).strip("._")  # no "..": the result is one plain path component
     return name or "model"
 
 

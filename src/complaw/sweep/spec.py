@@ -92,7 +92,9 @@ class SweepSpec(BaseModel):
         return sorted(set(v))
 
     def report_dir(self) -> Path | None:
-        return Path(self.report.format(name=self.name)) if self.report else None
+        from complaw.models.io import safe_name
+
+        return Path(self.report.format(name=safe_name(self.name))) if self.report else None
 
     def experiment(self, model: str, method: MethodSpec, ratio: float, d: int, seed: int) -> ExperimentConfig:
         return ExperimentConfig(
