@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "complaw.cli_sweep",  # sweep, results
     "complaw.cli_zoo",  # zoo list, zoo build
     "complaw.cli_report",  # report
+    "complaw.cli_capacity",  # capacity
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
