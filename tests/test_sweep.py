@@ -125,9 +125,12 @@ def exploding_method():
 
 
 def test_a_failing_unit_is_stored_and_excluded(tiny, tmp_path, exploding_method):
-    s = load_spec(spec_file(tiny, tmp_path, methods=[exploding_method]))
+    s = load_spec(spec_file(tiny, tmp_path, methods=[exploding_method], report=str(tmp_path / "report"),
+                            laws={"bootstrap": 20, "forms": ["sengupta2025", "pruning-law"]}))
     res = run_sweep(s, show_progress=False)
     assert res.counts == {"success": 4, "failed": 2}
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "injected failure at r=0.5" in html  # the report lists the failure with its reason
     with ResultStore(tmp_path / "results.db") as st:
         failed = st.records("status = 'failed'")
     assert {r.config.ratio for r in failed} == {0.5} and "injected failure" in failed[0].error
