@@ -46,11 +46,14 @@ def lm_loss(model, blocks: torch.Tensor, *, batch_size: int = 8, attention_mask:
     for start in range(0, len(blocks), batch_size):
         ids = blocks[start:start + batch_size].to(device)
         mask = attention_mask[start:start + batch_size].to(device) if attention_mask is not None else None
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        target = ids[:, 1:]
+        logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+        # Position t predicts token t+1; the last position predicts nothing. Shifting the targets rather
+        # than slicing the logits avoids copying the (B, T, V) tensor.
+        target = ids.roll(-1, dims=1)
+        target[:, -1] = -100
         if mask is not None:
-            target = target.masked_fill(mask[:, 1:] == 0, -100)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=-100,
+            target = target.masked_fill(mask.roll(-1, dims=1) == 0, -100)
+        total += F.cross_entropy(logits.view(-1, logits.size(-1)).float(), target.view(-1), ignore_index=-100,
                                  reduction="sum").item()
         count += int((target != -100).sum())
     model.train(was_training)
