@@ -38,7 +38,7 @@ def best_of(fn, repeats: int) -> float:
 @torch.inference_mode()
 def bare_forward(model, blocks, batch_size):
     for i in range(0, len(blocks), batch_size):
-        model(input_ids=blocks[i:i + batch_size])
+        model(input_ids=blocks[i:i + batch_size], use_cache=False)
 
 
 @torch.inference_mode()
@@ -78,12 +78,24 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--task", default="zoo_nextline")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--random-llama", metavar="HIDDEN,LAYERS,VOCAB", default=None,
+                    help="time the intrinsic part on a random-initialised Llama of this shape instead (no tasks)")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = load(args.model).eval()
-    tok = load_tokenizer(args.model)
-    blocks = token_blocks(load_texts("zoo:test"), tok, args.seq_len, args.blocks)
+    if args.random_llama:
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        hidden, layers, vocab = (int(x) for x in args.random_llama.split(","))
+        model = LlamaForCausalLM(LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, vocab_size=vocab,
+                                             intermediate_size=hidden * 8 // 3 // 64 * 64,
+                                             num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64)).eval()
+        blocks = torch.randint(0, vocab, (args.blocks, args.seq_len))
+        args.model = f"random Llama {hidden}x{layers}, vocab {vocab}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M"
+    else:
+        model = load(args.model).eval()
+        tok = load_tokenizer(args.model)
+        blocks = token_blocks(load_texts("zoo:test"), tok, args.seq_len, args.blocks)
     tokens = blocks.numel()
     bare_forward(model, blocks, args.batch_size)  # warm-up
     t_bare = best_of(lambda: bare_forward(model, blocks, args.batch_size), args.repeats)
@@ -94,6 +106,8 @@ def main() -> None:
     print(f"{'complaw lm_loss':<40}{t_ours:>9.3f}{tokens / t_ours:>12.0f}")
     ratio = t_bare / t_ours
     print(f"throughput ratio complaw / bare: {ratio:.3f} (target ≥ 0.9: {'met' if ratio >= 0.9 else 'MISSED'})")
+    if args.random_llama:
+        return
 
     from complaw import zoo
 

@@ -46,7 +46,7 @@ def lm_loss(model, blocks: torch.Tensor, *, batch_size: int = 8, attention_mask:
     for start in range(0, len(blocks), batch_size):
         ids = blocks[start:start + batch_size].to(device)
         mask = attention_mask[start:start + batch_size].to(device) if attention_mask is not None else None
-        logits = model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits  # (B, T, V)
         # Position t predicts token t+1; the last position predicts nothing. Shifting the targets rather
         # than slicing the logits avoids copying the (B, T, V) tensor.
         target = ids.roll(-1, dims=1)
