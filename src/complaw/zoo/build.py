@@ -106,12 +106,9 @@ def make_config(spec: ModelSpec, tok):
 def count_params(model) -> tuple[int, int]:
     """``(total, non-embedding)`` parameters; non-embedding leaves out the token embedding and an untied
     LM head (tied weights are counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
+    from complaw.compress.registry import count_parameters
+
+    total = count_parameters(model)
     emb = model.get_input_embeddings().weight
     head = model.get_output_embeddings().weight
     embedding = emb.numel() + (0 if head is emb else head.numel())

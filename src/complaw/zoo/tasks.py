@@ -111,18 +111,24 @@ def nextline_items(docs: Docs, n: int = N_ITEMS, seed: int = 1) -> list[dict]:
     return _take(rng, candidates, make, n)
 
 
+def _code_lines(files: dict[str, list[str]]) -> list[tuple[str, int]]:
+    """(path, line index) of every non-blank code line after a file's first three (no comments, no strings)."""
+    out = []
+    for path, lines in files.items():
+        for i, line in enumerate(lines):
+            s = line.strip()
+            if i >= 3 and s and not s.startswith(("#", '"', "'")):
+                out.append((path, i))
+    return out
+
+
 def identifier_items(docs: Docs, n: int = N_ITEMS, seed: int = 2) -> list[dict]:
     rng = random.Random(seed)
     files = {path: text.split("\n") for path, text in docs}
     vocab = {path: sorted({m.group() for m in _IDENT.finditer(text)
                            if len(m.group()) >= 4 and m.group() not in _SKIP_IDENTS})
              for path, text in docs}
-    candidates = []
-    for path, lines in files.items():
-        for i, line in enumerate(lines):
-            s = line.strip()
-            if i >= 3 and s and not s.startswith(("#", '"', "'")):
-                candidates.append((path, i))
+    candidates = _code_lines(files)
 
     def make(cand):
         path, i = cand
@@ -155,12 +161,7 @@ def keyword_items(docs: Docs, n: int = N_ITEMS, seed: int = 4) -> list[dict]:
     """Fill a masked keyword (or ``self``/``None``/``True``/``False``) in a line of code among 4."""
     rng = random.Random(seed)
     files = {path: text.split("\n") for path, text in docs}
-    candidates = []
-    for path, lines in files.items():
-        for i, line in enumerate(lines):
-            s = line.strip()
-            if i >= 3 and s and not s.startswith(("#", '"', "'")):
-                candidates.append((path, i))
+    candidates = _code_lines(files)
 
     def make(cand):
         path, i = cand
