@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics
 import time
 
@@ -111,11 +109,7 @@ def main() -> None:
 
     from complaw import zoo
 
-    path = zoo.task_data_path(args.task) if hasattr(zoo, "task_data_path") else None
-    if path is None:
-        path = zoo.ASSETS / "tasks" / f"{args.task}.jsonl.gz"
-    with gzip.open(path, "rt") as fh:
-        items = [json.loads(line) for line in fh][: args.items]
+    items = zoo.task_items(args.task)[: args.items]
     zero_shot(model, tok, [args.task], limit=8, batch_size=16)  # warm-up: builds the task index once
     t_lm = best_of(lambda: zero_shot(model, tok, [args.task], limit=args.items, batch_size=16), 3)
     t_ll = best_of(lambda: bare_loglikelihood(model, tok, items, 16), 3)

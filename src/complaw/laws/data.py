@@ -11,7 +11,6 @@ engine sets aside (failed experiments, or invalid rows under ``drop_invalid``) a
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import ComplawError
-from complaw.laws.forms import DIRECTIONS, HIGHER, LOWER, LawForm
+from complaw.laws.forms import HIGHER, LOWER, LawForm
 
 #: The law variables a table can provide, with what they mean.
 VARIABLES: dict[str, str] = {
@@ -308,15 +307,3 @@ def load_results(
 
 def as_law_data(source, **kwargs) -> LawData:
     return source if isinstance(source, LawData) else load_results(source, **kwargs)
-
-
-def check_directions(direction: str | None) -> str | None:
-    if direction is None:
-        return None
-    d = normalise_direction(direction)
-    assert d in DIRECTIONS
-    return d
-
-
-def finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
