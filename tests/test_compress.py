@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qw
 
 from complaw.compress import available_methods, compress
 from complaw.compress.ffn import kept_rows
+from complaw.compress.layerdrop import clear_block_influence_cache
 from complaw.compress.prunenet import clear_policy_cache
 from complaw.errors import ComplawError
 from complaw.models import load, save
@@ -81,8 +82,10 @@ def analytic_removed(method: str, config, ratio: float) -> int:
 @pytest.fixture(autouse=True)
 def _fresh_policy_cache():
     clear_policy_cache()
+    clear_block_influence_cache()
     yield
     clear_policy_cache()
+    clear_block_influence_cache()
 
 
 def test_methods_are_registered():
@@ -196,6 +199,19 @@ def test_layer_drop_removes_lowest_block_influence():
     assert min(range(LAYERS), key=bi.__getitem__) == 2 and abs(bi[2]) < 1e-6
     _, record = compress(model, "layer-drop", 0.25, calibration=calibration_ids())
     assert record.details["removed_layers"] == [2]
+
+
+def test_layer_drop_measures_block_influence_once_per_model_and_calibration():
+    base = tiny_model("llama")
+    runs = {r: compress(copy.deepcopy(base), "layer-drop", r, calibration=calibration_ids())[1] for r in (0.25, 0.5)}
+    assert not runs[0.25].details["block_influence_cached"] and runs[0.5].details["block_influence_cached"]
+    assert runs[0.25].details["block_influence"] == runs[0.5].details["block_influence"]
+    assert set(runs[0.25].details["removed_layers"]) < set(runs[0.5].details["removed_layers"])
+    # other calibration tokens, or other weights, are measured afresh
+    _, other_calib = compress(copy.deepcopy(base), "layer-drop", 0.25, calibration=calibration_ids(seed=1))
+    _, other_model = compress(tiny_model("llama", seed=1), "layer-drop", 0.25, calibration=calibration_ids())
+    assert not other_calib.details["block_influence_cached"] and not other_model.details["block_influence_cached"]
+    assert other_model.details["block_influence"] != runs[0.25].details["block_influence"]
 
 
 def test_layer_drop_accepts_texts_with_a_tokenizer():

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from complaw.compress.registry import register_method
+from complaw.compress.registry import register_method, tensor_fingerprint
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 
@@ -179,6 +179,25 @@ def block_influence(model: nn.Module, batches: list[dict[str, torch.Tensor]]) ->
     return [float(1.0 - s / count) for s in sums]
 
 
+_BI_CACHE: dict[str, list[float]] = {}
+
+
+def cached_block_influence(model: nn.Module, batches: list[dict[str, torch.Tensor]]) -> tuple[list[float], bool]:
+    """:func:`block_influence`, from an in-memory cache keyed by the model's weights and the calibration
+    tokens, so that a sweep over ratios measures it once per model. Returns ``(bi, computed_now)``."""
+    salt = "".join(str(b["input_ids"].tolist()) + str(b["attention_mask"].tolist()) for b in batches)
+    key = tensor_fingerprint(model.parameters(), salt=str(getattr(model.config, "model_type", "")) + salt)
+    if key in _BI_CACHE:
+        return list(_BI_CACHE[key]), False
+    bi = block_influence(model, batches)
+    _BI_CACHE[key] = list(bi)
+    return bi, True
+
+
+def clear_block_influence_cache() -> None:
+    _BI_CACHE.clear()
+
+
 def drop_layers(model: nn.Module, remove: Sequence[int]) -> nn.Module:
     """Remove decoder layers ``remove`` in place; rewrite the config and renumber ``layer_idx``."""
     adapter = get_adapter(model)
@@ -232,7 +251,7 @@ def layer_drop(model: nn.Module, ratio: float, *, seed: int = 0, calibration: An
     top = max(int(b["input_ids"].max()) for b in batches)
     require(vocab is None or top < vocab,
             f"calibration: token id {top} is outside the model's vocabulary ({vocab}); the tokenizer does not match the model")
-    bi = block_influence(model, batches)
+    bi, computed = cached_block_influence(model, batches)
     # Lowest BI first; ties broken towards later layers (they are usually the redundant ones).
     order = sorted(range(num_layers), key=lambda i: (bi[i], -i))
     removed = sorted(order[:n_drop])
@@ -243,4 +262,5 @@ def layer_drop(model: nn.Module, ratio: float, *, seed: int = 0, calibration: An
         "num_layers_before": num_layers,
         "num_layers_after": num_layers - n_drop,
         "calibration_tokens": int(sum(int(b["attention_mask"].sum()) for b in batches)),
+        "block_influence_cached": not computed,
     }

@@ -38,7 +38,6 @@ scores show.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import time
@@ -50,7 +49,7 @@ import torch
 from torch import nn
 
 from complaw.compress.ffn import ffn_size, kept_rows, slice_ffn_rows, topk_indices
-from complaw.compress.registry import register_method
+from complaw.compress.registry import register_method, tensor_fingerprint
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 
@@ -293,20 +292,8 @@ def gate_weights(model: nn.Module) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def model_fingerprint(model: nn.Module) -> str:
-    """A short hash identifying a model's gate weights (the only input PruneNet looks at).
-
-    Hashes the family, the shapes and, per layer, a strided sample of ~64k gate values plus the row
-    sums, so two different checkpoints (even fine-tunes of one another) do not collide while hashing a
-    7B model's gates stays cheap.
-    """
-    h = hashlib.sha256(str(getattr(model.config, "model_type", "")).encode())
-    for w in gate_weights(model):
-        flat = w.detach().flatten()
-        step = max(1, flat.numel() // 65536)
-        h.update(str(tuple(w.shape)).encode())
-        h.update(flat[::step].float().cpu().numpy().tobytes())
-        h.update(w.detach().float().sum(dim=1).cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """A short hash identifying a model's gate weights (the only input PruneNet looks at)."""
+    return tensor_fingerprint(gate_weights(model), salt=str(getattr(model.config, "model_type", "")))
 
 
 def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> PruneNetPolicy:
