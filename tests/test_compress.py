@@ -217,10 +217,10 @@ def test_layer_drop_measures_block_influence_once_per_model_and_calibration():
 def test_layer_drop_accepts_texts_with_a_tokenizer():
     from complaw.compress.layerdrop import calibration_batches
 
-    class ByteTokenizer:  # the two attributes calibration_batches uses
+    class ByteTokenizer:  # the attributes calibration_batches uses
         eos_token_id = 0
 
-        def __call__(self, text, add_special_tokens=False):
+        def __call__(self, text, add_special_tokens=False, **_):
             return {"input_ids": [b % VOCAB for b in text.encode()]}
 
     batches = calibration_batches(["hello world " * 40, "more text " * 40], tokenizer=ByteTokenizer(), seq_len=64)

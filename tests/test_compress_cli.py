@@ -58,7 +58,7 @@ def test_layer_drop_from_a_text_file(model_dir, tmp_path):
     class Tok:  # stands in for the checkpoint's tokenizer (the tiny model has none)
         eos_token_id = None
 
-        def __call__(self, text, add_special_tokens=False):
+        def __call__(self, text, add_special_tokens=False, **_):
             return {"input_ids": [b % 128 for b in text.encode()]}
 
     record = run_compress(str(model_dir), "layer-drop", 0.5, options={"calibration": str(calib), "tokenizer": Tok()})

@@ -43,3 +43,27 @@ def test_zoo_model_roundtrip(family, method, options, tmp_path):
     for reloaded in (AutoModelForCausalLM.from_pretrained(out).eval(), load(str(out)).eval()):
         with torch.inference_mode():
             assert torch.equal(reloaded(input_ids=ids).logits, expected)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("layer-drop", {"max_batches": 1, "batch_size": 2, "seq_len": 64}),
+    ("slicegpt", {"calibration_samples": 4, "calibration_seqlen": 64}),
+])
+def test_calibration_sources_are_the_same_for_every_method(method, options, tmp_path):
+    """zoo:SPLIT, a JSONL file and a list of records are read alike by every calibration-based method."""
+    import json
+
+    from complaw.textdata import load_texts
+
+    texts = load_texts("zoo:calibration")[:20]
+    texts = [t if isinstance(t, str) else t[-1] for t in texts]
+    jsonl = tmp_path / "calib.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    model_id = smallest_zoo_model("llama")
+    tokens = []
+    for source in ("zoo:calibration", str(jsonl), [{"text": t} for t in texts]):
+        _, record = compress(load(model_id).eval(), method, 0.5, calibration=source, **options)
+        assert record.param_reduction > 0
+        tokens.append(record.details["calibration"]["tokens"] if method == "slicegpt"
+                      else record.details["calibration_tokens"])
+    assert tokens[1] == tokens[2] > 0

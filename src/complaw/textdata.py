@@ -78,8 +78,8 @@ def load_texts(source: str | Path | list[str], *, split: str = "train", text_fie
         return texts
     looks_local = name.startswith((".", "/", "~")) or name.endswith(_LOCAL_SUFFIXES) or name.endswith(".gz")
     if looks_local:
-        raise ComplawError(f"dataset {name!r}: no such file; give an existing .txt/.jsonl file, zoo:rft/zoo:test, "
-                           "or a Hugging Face dataset id")
+        raise ComplawError(f"dataset {name!r}: no such file; give an existing .txt/.jsonl file, a zoo split "
+                           "(zoo:rft, zoo:test, zoo:calibration) or a Hugging Face dataset id")
     return _hub_texts(name, split, text_field)
 
 

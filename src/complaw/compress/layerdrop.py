@@ -10,130 +10,35 @@ so KV caching and ``from_pretrained`` keep working.
     >>> model, record = compress(model, "layer-drop", ratio=0.25, calibration=texts, tokenizer=tok)
     >>> record.details["removed_layers"]
 
-Calibration (``calibration=``): a ``(batch, seq)`` tensor of token ids, a list of such tensors / id
-lists, or a list of strings (then ``tokenizer=`` is needed, or the model's own directory must hold one).
-Default: ``complaw.zoo.load_split("calibration")`` when the zoo is installed.
+Calibration (``calibration=``): as for every calibration-based method (:mod:`complaw.compress.calibration`)
+— ``zoo:SPLIT``, a text/JSONL file, a dataset id, a list of texts or token ids; default the zoo's
+calibration split. Texts are tokenised with ``tokenizer=`` or the one saved with the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from complaw.compress.calibration import calibration_windows
 from complaw.compress.registry import register_method, tensor_fingerprint
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 
 
-def _default_calibration() -> Any:
-    try:
-        from complaw import zoo
-    except ImportError:
-        zoo = None
-    if zoo is None or not hasattr(zoo, "load_split"):
-        raise ComplawError(
-            "layer-drop needs calibration text: pass calibration=[...] (texts or token ids); "
-            "the default, complaw.zoo's calibration split, is not installed"
-        )
-    return zoo.load_split("calibration")
-
-
-def _as_texts(items: Sequence[Any]) -> list[str]:
-    texts = []
-    for item in items:
-        if isinstance(item, str):
-            texts.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("text"), str):
-            texts.append(item["text"])
-        elif isinstance(item, (tuple, list)) and item and isinstance(item[-1], str):
-            texts.append(item[-1])  # (name, text) pairs
-        else:
-            raise ComplawError(f"calibration item {str(item)[:40]!r}: expected text, token ids or a tensor")
-    return texts
-
-
-def calibration_batches(calibration: Any, *, tokenizer: Any = None, model: nn.Module | None = None,
+def calibration_batches(calibration: Any = None, *, tokenizer: Any = None, model: nn.Module | None = None,
                         max_batches: int = 8, batch_size: int = 4, seq_len: int = 256) -> list[dict[str, torch.Tensor]]:
-    """Turn ``calibration`` (tensor, id lists, or texts) into ``input_ids``/``attention_mask`` batches.
-
-    Texts are tokenised, concatenated and cut into ``seq_len`` blocks (no padding); at most
-    ``max_batches`` batches of ``batch_size`` rows are returned.
-    """
-    if calibration is None:
-        calibration = _default_calibration()
-        if tokenizer is None and _local_tokenizer_dir(model) is None:
-            from complaw import zoo  # the zoo's texts go with the zoo's tokenizer
-
-            tokenizer = zoo.load_tokenizer()
-    if isinstance(calibration, (str, Path)):  # a text file (e.g. from the CLI: --option calibration=calib.txt)
-        path = Path(calibration)
-        require(path.is_file(), f"calibration={str(calibration)!r}: no such file; give a text file or token ids")
-        calibration = [path.read_text(encoding="utf-8", errors="replace")]
-    if isinstance(calibration, torch.Tensor):
-        ids = calibration.long()
-        if ids.dim() == 1:
-            ids = ids.unsqueeze(0)
-        require(ids.dim() == 2 and ids.numel() > 0, "calibration tensor: expected token ids of shape (batch, seq)")
-        rows = list(ids)
-    else:
-        calibration = list(calibration)
-        require(len(calibration) > 0, "calibration: empty; give a few texts or token-id tensors")
-        if all(isinstance(c, torch.Tensor) for c in calibration) or all(
-            isinstance(c, list) and c and isinstance(c[0], int) for c in calibration
-        ):
-            rows = [torch.as_tensor(c).long().flatten() for c in calibration]
-        else:
-            texts = _as_texts(calibration)
-            if tokenizer is None:
-                tokenizer = _tokenizer_of(model)
-            stream: list[int] = []
-            for text in texts:
-                stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
-                if tokenizer.eos_token_id is not None:
-                    stream.append(tokenizer.eos_token_id)
-                if len(stream) >= max_batches * batch_size * seq_len:
-                    break
-            ids = torch.tensor(stream, dtype=torch.long)
-            n_blocks = max(1, ids.numel() // seq_len)
-            rows = [ids[i * seq_len:(i + 1) * seq_len] for i in range(n_blocks)]
-    rows = [r[:seq_len] for r in rows if r.numel() > 0][: max_batches * batch_size]
-    batches = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        width = max(r.numel() for r in chunk)
-        input_ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for i, r in enumerate(chunk):
-            input_ids[i, : r.numel()] = r
-            mask[i, : r.numel()] = 1
-        batches.append({"input_ids": input_ids, "attention_mask": mask})
-    return batches
-
-
-def _local_tokenizer_dir(model: nn.Module | None) -> str | None:
-    """The model's checkpoint directory if it holds tokenizer files, else None."""
-    path = getattr(getattr(model, "config", None), "name_or_path", "") if model is not None else ""
-    if path and Path(path).is_dir() and any(
-        (Path(path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-    ):
-        return str(path)
-    return None
-
-
-def _tokenizer_of(model: nn.Module | None):
-    path = getattr(getattr(model, "config", None), "name_or_path", "") if model is not None else ""
-    if not path:
-        raise ComplawError("calibration texts need a tokenizer: pass tokenizer=..., or give token ids instead")
-    from complaw.models import load_tokenizer
-
-    try:
-        return load_tokenizer(path)
-    except ComplawError as err:
-        raise ComplawError(f"calibration texts need a tokenizer and none loads from {path!r}: {err}") from None
+    """``calibration`` (see :mod:`complaw.compress.calibration`) as ``input_ids``/``attention_mask`` batches:
+    at most ``max_batches`` batches of ``batch_size`` windows of ``seq_len`` tokens (a fixed draw)."""
+    require(max_batches >= 1 and batch_size >= 1,
+            f"max_batches={max_batches}, batch_size={batch_size}: both must be >= 1")
+    ids, masks, _ = calibration_windows(model, calibration, tokenizer=tokenizer, samples=max_batches * batch_size,
+                                        seqlen=seq_len)
+    return [{"input_ids": ids[i:i + batch_size], "attention_mask": masks[i:i + batch_size]}
+            for i in range(0, len(ids), batch_size)]
 
 
 @torch.no_grad()

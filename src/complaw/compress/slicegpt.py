@@ -27,13 +27,13 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from complaw.compress.calibration import calibration_windows
 from complaw.compress.registry import check_ratio, count_parameters, register_method
 from complaw.errors import ComplawError
 from complaw.models.adapters import FamilyAdapter, get_adapter
@@ -60,95 +60,22 @@ DAMPING = 0.01  # fraction of mean(diag H) added to H's diagonal before eigh (re
 # Calibration data
 
 
-def _read_texts(source: str | Path | None, text_field: str, split: str) -> list[str]:
-    """Calibration documents, named as everywhere in complaw (:func:`complaw.textdata.load_texts`):
-    ``zoo:calibration`` (the default), a .txt/.jsonl/.json(.gz) file, or a Hugging Face dataset id
-    ``NAME[:CONFIG]`` (``split`` picks its split)."""
-    from complaw.textdata import load_texts
-
-    texts = load_texts("zoo:calibration" if source is None else source, split=split, text_field=text_field)
-    return [t if isinstance(t, str) else t[text_field] for t in texts]
-
-
-def _tokenizer_for(model: nn.Module, tokenizer: Any):
-    if tokenizer is not None:
-        return tokenizer
-    name = getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "")
-    from complaw.models import load_tokenizer
-
-    try:
-        return load_tokenizer(name)
-    except Exception:
-        raise ComplawError(
-            f"calibration: texts need a tokenizer and none was found for model {name!r}; pass tokenizer=..."
-        ) from None
-
-
 def calibration_batches(model: nn.Module, calibration: Any = None, *, tokenizer: Any = None,
                         samples: int = 128, seqlen: int = 2048, batch_size: int = 8, seed: int = 0,
                         text_field: str = "text",
                         split: str = "train") -> tuple[list[tuple[torch.Tensor, torch.Tensor]], dict]:
     """N x T calibration windows as ``[(input_ids, attention_mask), ...]`` batches, plus a description.
 
-    Args:
-        model: the model (its tokenizer is found from ``config._name_or_path`` unless ``tokenizer`` is given).
-        calibration: ``None`` (the zoo's calibration split), a list of texts, a path to a .txt/.jsonl/.json
-            file, ``zoo:SPLIT``, a Hugging Face dataset id ``NAME[:CONFIG]`` (e.g. ``wikitext:wikitext-2-raw-v1``,
-            the reference's data), or a LongTensor of token ids (N x T).
-        samples: number of windows N (fewer when the data is short).
-        seqlen: window length T in tokens (capped at ``config.max_position_embeddings``).
-        batch_size: windows per forward pass.
-        seed: which windows are drawn.
-        text_field: the text column of .jsonl/.json/hub sources.
-        split: the split of a hub dataset.
+    ``calibration`` is read by :func:`complaw.compress.calibration.calibration_windows` (``None`` = the
+    zoo's calibration split; a path, ``zoo:SPLIT``, a dataset id ``NAME[:CONFIG]`` such as the
+    reference's ``wikitext:wikitext-2-raw-v1``, a list of texts, or token ids); ``samples`` windows of
+    ``seqlen`` tokens (capped at ``config.max_position_embeddings``) drawn by ``seed``, ``batch_size``
+    windows per forward pass. The PCA needs at least ``hidden_size`` tokens.
     """
-    if samples < 1 or seqlen < 1 or batch_size < 1:
-        raise ComplawError(
-            f"calibration_samples={samples}, calibration_seqlen={seqlen}, batch size={batch_size}: all must be >= 1"
-        )
-    max_pos = getattr(model.config, "max_position_embeddings", None)
-    if max_pos:
-        seqlen = min(seqlen, int(max_pos))
-    if isinstance(calibration, torch.Tensor):
-        ids = calibration.long()
-        if ids.dim() == 1:
-            ids = ids[None]
-        windows, source = ids[:samples], "token ids"
-        masks = torch.ones_like(windows)
-    else:
-        if calibration is None or isinstance(calibration, (str, Path)):
-            texts = _read_texts(calibration, text_field, split)
-            source = "zoo:calibration" if calibration is None else str(calibration)
-        elif isinstance(calibration, Sequence) and all(isinstance(t, str) for t in calibration):
-            texts, source = [t for t in calibration if t.strip()], f"{len(calibration)} texts"
-        else:
-            raise ComplawError(
-                f"calibration: unsupported value of type {type(calibration).__name__}; give a path, "
-                "a list of texts, a dataset id, or a tensor of token ids"
-            )
-        tok = _tokenizer_for(model, tokenizer)
-        # Documents joined as "<s> text </s>" (whichever of BOS/EOS the tokenizer has), then cut into windows.
-        bos, eos = getattr(tok, "bos_token_id", None), getattr(tok, "eos_token_id", None)
-        stream: list[int] = []
-        for text in texts:
-            if bos is not None:
-                stream.append(int(bos))
-            # verbose=False: long documents are cut into windows below, the "too long" warning does not apply
-            stream.extend(tok(text, add_special_tokens=False, verbose=False)["input_ids"])
-            if eos is not None:
-                stream.append(int(eos))
-        if not stream:
-            raise ComplawError(f"calibration {source}: no text to calibrate on")
-        flat = torch.tensor(stream, dtype=torch.long)
-        n_windows = len(stream) // seqlen
-        if n_windows == 0:  # shorter than one window: a single shorter sequence
-            windows = flat[None]
-        else:
-            chunks = flat[: n_windows * seqlen].view(n_windows, seqlen)
-            gen = torch.Generator().manual_seed(seed)
-            pick = torch.randperm(n_windows, generator=gen)[: min(samples, n_windows)].sort().values
-            windows = chunks[pick]
-        masks = torch.ones_like(windows)
+    if batch_size < 1:
+        raise ComplawError(f"calibration batch size={batch_size}: must be >= 1")
+    windows, masks, source = calibration_windows(model, calibration, tokenizer=tokenizer, samples=samples,
+                                                 seqlen=seqlen, seed=seed, text_field=text_field, split=split)
     tokens = int(masks.sum())
     hidden = int(model.config.hidden_size)
     if tokens < hidden:
