@@ -27,6 +27,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from complaw.compress import compress
+from complaw.compress.layerdrop import clear_block_influence_cache
 from complaw.compress.prunenet import clear_policy_cache
 
 SWEEP = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -81,7 +82,10 @@ def bench_wall_time(model, args) -> None:
         "layer-drop": {"calibration": calib, "batch_size": 2, "seq_len": args.calib_seq},
     }
     for method, options in methods.items():
+        if args.methods and method not in args.methods:
+            continue
         clear_policy_cache()
+        clear_block_influence_cache()
         one, _, details = time_sweep(model, method, [0.5], **options)  # cold: PruneNet trains its policy here
         # The sweep reuses the cached policy; a cold 9-ratio sweep costs the cold r=0.5 run plus the
         # other 8 ratios (training is deterministic, so it is timed once instead of twice).
@@ -94,7 +98,8 @@ def bench_wall_time(model, args) -> None:
             note = (f"policy training {train_s:.1f} s ({args.episodes} episodes), then "
                     f"{statistics.median(per_ratio):.2f} s per further ratio")
         elif method == "layer-drop":
-            note = f"block influence on {args.calib_rows}×{args.calib_seq} tokens, recomputed per ratio"
+            note = (f"block influence on {args.calib_rows}×{args.calib_seq} tokens, measured once and reused by "
+                    f"the {len(rest)} further ratios ({statistics.median(per_ratio):.2f} s each)")
         print(f"| {method} | {one:.2f} | {total:.2f} | {total / one:.2f}× | {note} |")
 
 
@@ -193,6 +198,8 @@ def main() -> None:
     parser.add_argument("--round-to", type=int, default=64, help="also time kept sizes rounded to this (1: skip)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--skip-wall", action="store_true", help="only the speed part")
+    parser.add_argument("--skip-speed", action="store_true", help="only the wall-time part")
+    parser.add_argument("--methods", nargs="*", default=None, help="wall time: only these methods")
     parser.add_argument("--quick", action="store_true", help="small model, few repeats: a smoke test")
     parser.add_argument("--zoo", default=None, help="instead: test loss of PruneNet vs random on this zoo model")
     parser.add_argument("--zoo-blocks", type=int, default=128)
@@ -217,7 +224,8 @@ def main() -> None:
           f"{params / 1e6:.1f}M parameters, fp32, torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_wall:
         bench_wall_time(model, args)
-    bench_speed(model, args)
+    if not args.skip_speed:
+        bench_speed(model, args)
 
 
 if __name__ == "__main__":
