@@ -157,3 +157,16 @@ def test_cli_bad_source_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "missing.csv" in err
     assert not (tmp_path / "rep").exists()
+
+
+def test_blank_or_flat_d_min_curves_say_why():
+    from types import SimpleNamespace
+
+    from complaw.report.figures import _d_min_note
+
+    assert _d_min_note(np.array([0.0, 0.5, 3.0]), None, 0.6) == ""
+    assert _d_min_note(np.zeros(5), None, 0.95) == "D_min = 0 for r ≤ 0.95 (no RFT needed)"
+    infeasible = SimpleNamespace(regime="infeasible", message="")
+    assert _d_min_note(np.full(5, np.nan), infeasible, 0.95) == "no D_min (law's signs violated)"
+    assert _d_min_note(np.full(5, np.nan), SimpleNamespace(regime="unreachable", message=""), 0.9) == \
+        "no D_min (σ out of reach)"

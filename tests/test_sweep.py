@@ -58,7 +58,7 @@ def test_spec_overrides_and_errors(tiny, tmp_path):
 
 
 def test_sweep_stores_everything_and_reruns_nothing(tiny, tmp_path):
-    s = load_spec(spec_file(tiny, tmp_path))
+    s = load_spec(spec_file(tiny, tmp_path, runtime={"seq_len": 8, "new_tokens": 2, "repeats": 1}))
     first = run_sweep(s, show_progress=False)
     assert first.units_run == 6 and first.counts == {"success": 12}
     again = run_sweep(s, show_progress=False)
@@ -73,6 +73,10 @@ def test_sweep_stores_everything_and_reruns_nothing(tiny, tmp_path):
         by_unit.setdefault((r.config.method, r.config.ratio), []).append(r)
     for pair in by_unit.values():
         assert pair[0].compressed == pair[1].compressed
+        # the base runtime is timed once per unit, next to the compressed model's, and is S0 of its rows
+        assert pair[0].base_latency_s == pair[1].base_latency_s and pair[0].base_latency_s > 0
+    s0 = dict(zip(rows.frame["config_hash"], rows.frame["S0"], strict=True))
+    assert all(s0[r.config_hash] == r.base_latency_s != r.base.latency_s for r in recs)
 
 
 def test_sigkill_midway_then_resume_equals_uninterrupted(tiny, tmp_path):

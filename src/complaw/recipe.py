@@ -129,6 +129,9 @@ class ExperimentRecord(BaseModel):
     recovered: Metrics | None = None
     compression: dict[str, Any] | None = None
     rft: dict[str, Any] | None = None
+    base_latency_s: float | None = Field(
+        None, description="The base model's prefill latency measured in this unit right before compression, "
+        "so that speedups compare two timings taken minutes apart, not across a whole sweep")
     timings_s: dict[str, float] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     device: str = ""
@@ -185,9 +188,19 @@ class Evaluator:
                 raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here "
                                    "(local tasks need include_path; zoo tasks start with zoo_)")
 
+    def runtime_of(self, model):
+        """The model's :class:`~complaw.evaluate.RuntimeResult`, or None when runtime is not measured."""
+        if self.runtime is None or not self.runtime.enabled:
+            return None
+        return measure_runtime(model, batch_size=self.runtime.batch_size, seq_len=self.runtime.seq_len,
+                               new_tokens=self.runtime.new_tokens, repeats=self.runtime.repeats)
+
     def __call__(self, model, *, with_runtime: bool = True) -> Metrics:
         from complaw.compress.registry import count_parameters
 
+        # Runtime first: right after a compression it is then timed close to the base model's paired
+        # measurement (see run_unit), before minutes of evaluation let the machine's speed drift.
+        rt = self.runtime_of(model) if with_runtime else None
         loss = lm_loss(model, self.blocks, batch_size=self.cfg.batch_size)
         out = Metrics(test_loss=loss.loss, perplexity=loss.perplexity, test_tokens=loss.tokens,
                       params=count_parameters(model))
@@ -195,9 +208,7 @@ class Evaluator:
             zs = zero_shot(model, self.tokenizer, self.tasks, batch_size=self.cfg.task_batch_size,
                            limit=self.cfg.task_limit, include_path=self.cfg.include_path)
             out.tasks, out.avg_acc, out.avg_acc_raw = zs.tasks, zs.average, zs.average_acc
-        if with_runtime and self.runtime is not None and self.runtime.enabled:
-            rt = measure_runtime(model, batch_size=self.runtime.batch_size, seq_len=self.runtime.seq_len,
-                                 new_tokens=self.runtime.new_tokens, repeats=self.runtime.repeats)
+        if rt is not None:
             out.latency_s, out.decode_tokens_per_s, out.flops_per_token = (
                 rt.prefill_latency_s, rt.decode_tokens_per_s, rt.flops_per_token)
         return out
@@ -322,6 +333,12 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
             t = time.perf_counter()
             base = evaluate(model)
             shared["evaluate_base"] = time.perf_counter() - t
+            paired = base.latency_s
+        else:  # the base runtime of this unit, timed next to the compressed model's (speedup = paired ratio)
+            t = time.perf_counter()
+            rt = evaluate.runtime_of(model)
+            paired = rt.prefill_latency_s if rt is not None else None
+            shared["runtime_base"] = time.perf_counter() - t
 
         t = time.perf_counter()
         model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
@@ -343,6 +360,7 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
         if any(c.rft.samples for c in cfgs) else None
     for c, rec in zip(cfgs, records, strict=True):
         rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
+        rec.base_latency_s = paired
         rec.timings_s.update(shared)
         if not c.rft.samples:
             rec.recovered = compressed

@@ -55,7 +55,8 @@ CAPTIONS: dict[str, tuple[str, str]] = {
         "model's rows alone (form sengupta2025-r-D+1: α·log L0 is absorbed into the intercept, so only β "
         "and γ are per model); bars: 95% row-bootstrap interval. Horizontal line and band: the pooled "
         "law's r_crit for the whole group with its cluster-bootstrap interval. Triangles at the top: every "
-        "r < 1 is recoverable.",
+        "r < 1 is recoverable; triangles down at 0: σ is out of reach even uncompressed; crosses at 0: no "
+        "critical ratio (that model's law violates its sign conditions, or could not be fitted).",
     ),
     "d_min": (
         "Minimum recovery data vs compression ratio",
@@ -293,6 +294,14 @@ def rft_impact(a: Analysis, path: Path, colors) -> Path:
 
 
 # --- (4) critical ratio vs model size --------------------------------------------------------------------
+# A per-model law without a finite r_crit in (0, 1): (marker, y on the frame, legend text) per case.
+_NO_RCRIT = {
+    "all-recoverable": ("^", 1.0, "r_crit ≥ 1: every r recoverable"),
+    "unreachable": ("v", 0.0, "r_crit ≤ 0: σ out of reach"),
+    "none": ("x", 0.0, "no r_crit: signs violated / not fitted"),
+}
+
+
 def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
     fig, axes = _grid(max(len(a.groups), 1), 2)
     for ax, g in zip(axes, a.groups, strict=False):
@@ -300,6 +309,7 @@ def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
             _empty(ax, f"{g.label}\nno critical ratio: {g.decision_error or 'no model column'}")
             continue
         pm = pd.DataFrame(g.per_model)
+        shown: set[str] = set()
         use_n = pm["N"].notna().all() and pm["N"].nunique() > 1
         xs = {m: (float(n) if use_n else i) for i, (m, n) in enumerate(dict(zip(pm["model"], pm["N"],
                                                                                strict=True)).items())}
@@ -310,14 +320,17 @@ def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
             for _, row in rows.iterrows():
                 x = xs[row["model"]] * shift if use_n else xs[row["model"]] + shift
                 v = row["value"]
-                if row["regime"] == "all-recoverable":
-                    ax.plot(x, 1.0, marker="^", color=c, ms=7)
-                elif row["regime"] == "critical" and np.isfinite(v):
+                if row["regime"] == "critical" and np.isfinite(v):
                     iv = row["interval"]
                     yerr = None
                     if iv and all(np.isfinite(iv)):
                         yerr = [[max(v - min(iv[0], 1.0), 0)], [max(min(iv[1], 1.0) - v, 0)]]
                     ax.errorbar(x, v, yerr=yerr, marker="o", color=c, ms=5, capsize=3, lw=1)
+                else:  # no finite r_crit in (0, 1): a marker on the frame says which case
+                    kind = row["regime"] if row["regime"] in _NO_RCRIT else "none"
+                    marker, y = _NO_RCRIT[kind][:2]
+                    ax.plot(x, y, marker=marker, color=c, ms=7, ls="none", clip_on=False, zorder=5)
+                    shown.add(kind)
             pooled = g.r_crit.get(s)
             if pooled is not None and pooled.regime == "critical":
                 ax.axhline(pooled.value, color=c, lw=1.2, ls="--")
@@ -325,13 +338,18 @@ def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
                     ax.axhspan(*pooled.interval, color=c, alpha=0.12, lw=0)
             ax.plot([], [], marker="o", color=c, ls="--", label=f"σ = {s:g}" + (
                 f" (pooled {pooled.value:.3f})" if pooled is not None and pooled.regime == "critical" else ""))
+        for kind in sorted(shown):
+            marker, _, text = _NO_RCRIT[kind]
+            ax.plot([], [], marker=marker, color="0.35", ls="none", label=text)
         if use_n:
             ax.set_xscale("log")
             sizes = sorted(set(pm["N"]))
+            ax.set_xlim(sizes[0] / 1.35, sizes[-1] * 1.35)  # every model's slot, plotted or not
             ax.set_xticks(sizes, [_size_text(n) for n in sizes], rotation=45 if len(sizes) > 5 else 0, fontsize=8)
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel("base-model size N (parameters)")
         else:
+            ax.set_xlim(-0.5, len(xs) - 0.5)
             ax.set_xticks(list(xs.values()), list(xs), rotation=30, fontsize=8)
             ax.set_xlabel("base model")
         top = [v for v in pm["value"] if np.isfinite(v) and v < 1] + [
@@ -347,6 +365,17 @@ def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
 
 
 # --- (7) minimum RFT data ------------------------------------------------------------------------------
+def _d_min_note(curve: np.ndarray, rc, r_last: float) -> str:
+    """Why a D_min curve shows nothing useful ('' when it does)."""
+    finite = curve[np.isfinite(curve)]
+    if finite.size and (finite > 0).any():
+        return ""
+    if finite.size:
+        return f"D_min = 0 for r ≤ {r_last:.2f} (no RFT needed)"
+    reasons = {"infeasible": " (law's signs violated)", "unreachable": " (σ out of reach)"}
+    return "no D_min" + (reasons.get(rc.regime, "") if rc is not None else "")
+
+
 def d_min_curves(a: Analysis, path: Path, colors) -> Path:
     fig, axes = _grid(max(len(a.groups), 1), 2)
     for ax, g in zip(axes, a.groups, strict=False):
@@ -356,10 +385,13 @@ def d_min_curves(a: Analysis, path: Path, colors) -> Path:
         dm = pd.DataFrame(g.d_min)
         r_max = max([d.value for d in g.r_crit.values() if d.regime == "critical"], default=0.95)
         fine = np.linspace(0.0, min(r_max, 0.95), 200)
+        positive = False
         for k, s in enumerate(a.sigmas):
             c = SIGMA_COLORS[k % len(SIGMA_COLORS)]
             curve = d_min_curve(g.decision_fit, s, fine)
-            ax.plot(fine, curve, color=c, lw=1.6, label=f"σ = {s:g}")
+            note = _d_min_note(curve, g.r_crit.get(s), fine[-1])  # a blank or flat curve says why
+            ax.plot(fine, curve, color=c, lw=1.6, label=f"σ = {s:g}" + (f": {note}" if note else ""))
+            positive |= bool((curve[np.isfinite(curve)] > 0).any())
             rows = dm[(dm["sigma"] == s) & dm["interval"].notna() & (dm["regime"] == "finite")]
             if len(rows):  # bootstrap intervals on the coarse grid of the report's table
                 v = rows["value"].to_numpy(dtype=float)
@@ -370,7 +402,7 @@ def d_min_curves(a: Analysis, path: Path, colors) -> Path:
             if rc is not None and rc.regime == "critical":
                 ax.axvline(rc.value, color=c, ls=":", lw=1.2)
         ax.set_yscale("symlog", linthresh=max(a.unit.scale * 0.1, 1e-12))
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(bottom=0) if positive else ax.set_ylim(0, 1)
         ax.yaxis.set_major_formatter(_PLAIN)
         ax.set_xlim(0, min(1.0, 1.15 * r_max + 0.02))
         ax.set_xlabel("compression ratio r")

@@ -50,7 +50,10 @@ def law_rows_of(record: ExperimentRecord, sweep: str = "") -> list[dict]:
         "config_hash": record.config_hash, "sweep": sweep, "model": c.model, "method": c.method, "r": c.ratio,
         "D": float(c.rft.samples), "D_tokens": float(c.rft.samples * c.rft.seq_len), "seed": c.seed,
         "N": float(base.params) if base else None,
-        "S0": _num(base.latency_s) if base else None, "S": _num(rec.latency_s) if rec else None,
+        # S0: the base latency timed in the same unit as S when there is one (older records: the sweep's)
+        "S0": _num(record.base_latency_s) if record.base_latency_s is not None else
+        (_num(base.latency_s) if base else None),
+        "S": _num(rec.latency_s) if rec else None,
         "param_reduction": (record.compression or {}).get("param_reduction"),
         "status": record.status, "error": record.error,
     }
