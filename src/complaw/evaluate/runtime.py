@@ -97,6 +97,8 @@ def measure_runtime(model, *, batch_size: int = 1, seq_len: int = 128, new_token
                 out = model(input_ids=seq)
             nxt = out.logits[:, -1:].argmax(-1)
 
+    for _ in range(max(1, warmup)):  # decode has its own one-time costs (single-token kernels, cache growth)
+        decode()
     decode_times = [timed(decode) - statistics.median(prefill_times) for _ in range(max(1, repeats // 2))]
     model.train(was_training)
     decode_s = max(statistics.median(decode_times), 1e-9)
