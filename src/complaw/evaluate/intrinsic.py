@@ -6,8 +6,9 @@
 For the model families complaw has adapters for (their logits are exactly ``lm_head(decoder(x))``), the
 loss is computed from the decoder's last hidden state: only positions that predict a token go through
 the LM head, in row chunks small enough for the chunk's logits to stay in cache, and no ``(B, T, V)``
-logits tensor is ever materialised. That makes evaluation as fast as a bare forward pass even when the
-vocabulary projection dominates a small model, and bounds memory on large vocabularies. Any other model
+logits tensor is ever materialised. What evaluation then adds to a bare forward pass is the softmax itself
+(0.91–0.95x a bare pass on zoo:llama-l, 0.95x on a 134M Llama; see BENCHMARKS.md), and memory stays
+bounded on large vocabularies. Any other model
 (a peft wrapper, a family with logit soft-capping or scaling, a custom class) goes through its own
 ``forward(...).logits``; both paths give the same loss (tested).
 """
