@@ -65,3 +65,15 @@ def test_forms_validate_plan_on_the_example_table(capsys):
 def test_demo_runs(tmp_path, capsys):
     code, out, _ = run(capsys, "demo", "--example", "--out", str(tmp_path))
     assert code == 0 and (tmp_path / "fits.json").exists() and "Critical compression ratio" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "--bogus"], "No such option: --bogus"),
+    (["run"], "Missing argument"),
+    (["critical", "--alpha", "x"], "Invalid value for '--alpha'"),
+    (["no-such-command"], "No such command"),
+])
+def test_usage_errors_exit_2_without_a_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -10,10 +10,19 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from complaw.errors import ComplawError
+
+# Usage errors (unknown option, missing argument, bad value): typer >= 0.29 raises its own vendored click's
+# exceptions (subclasses of typer.TyperException), older typer raises click's. Both are caught in main().
+_USAGE_ERRORS: tuple[type[BaseException], ...] = (getattr(typer, "TyperException", Exception),)
+try:
+    import click
+
+    _USAGE_ERRORS += (click.ClickException,)
+except ImportError:  # pragma: no cover - typer without click
+    pass
 
 app = typer.Typer(
     name="complaw",
@@ -50,9 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except click.ClickException as ex:  # usage errors: click prints them, exit 2
-        ex.show()
-        return ex.exit_code
+    except _USAGE_ERRORS as ex:  # usage errors: click's usage text and the error, exit 2
+        if hasattr(ex, "show"):
+            ex.show()
+        else:
+            typer.echo(f"error: {ex}", err=True)
+        return getattr(ex, "exit_code", 2)
     except typer.Exit as ex:
         return ex.exit_code
     except SystemExit as ex:  # click usage errors raise SystemExit(2) after printing

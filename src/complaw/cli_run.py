@@ -87,8 +87,10 @@ def print_record(record: ExperimentRecord) -> None:
     console.print(t)
     if record.compression:
         comp = record.compression
+        s0, s = record.base_latency_s, record.compressed.latency_s if record.compressed else None
+        speedup = f"  prefill speedup {s0 / s:.2f}× (paired)" if s0 and s else ""
         console.print(f"ratio {comp['ratio']}  measured param_reduction {comp['param_reduction']:.4f}  "
-                      f"compression {comp['wall_time_s']:.1f}s")
+                      f"compression {comp['wall_time_s']:.1f}s{speedup}")
     if record.base and record.base.tasks:
         console.print("tasks: " + json.dumps({k: round(v.get("acc_norm", v["acc"]), 4)
                                               for k, v in (record.recovered or record.base).tasks.items()}))
