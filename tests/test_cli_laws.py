@@ -72,6 +72,8 @@ def test_demo_runs(tmp_path, capsys):
     (["run"], "Missing argument"),
     (["critical", "--alpha", "x"], "Invalid value for '--alpha'"),
     (["no-such-command"], "No such command"),
+    (["run", "zoo:llama-xs", "--ratio", "1.5"], "complaw run: --ratio: Input should be less than 1 (got 1.5)"),
+    (["run", "zoo:llama-xs", "--rft-samples", "-3"], "--rft-samples: Input should be greater than or equal to 0"),
 ])
 def test_usage_errors_exit_2_without_a_traceback(argv, message, capsys):
     assert main(argv) == 2

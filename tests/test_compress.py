@@ -264,3 +264,14 @@ def test_bfloat16_model_stays_bfloat16(method):
     model, _ = compress(model, method, 0.5, **options_for(method))
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert torch.isfinite(logits(model, IDS).float()).all()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bogus": 1}, "takes no such option"),
+    ({"episodes": "abc"}, "episodes='abc': method 'prunenet' needs an integer"),
+    ({"lr": "fast"}, "needs a number"),
+    ({"baseline": 1}, "needs true or false"),
+])
+def test_bad_method_options_are_user_errors(options, message):
+    with pytest.raises(ComplawError, match=message):
+        compress(tiny_model("llama"), "prunenet", 0.3, **options)

@@ -170,3 +170,13 @@ def test_blank_or_flat_d_min_curves_say_why():
     assert _d_min_note(np.full(5, np.nan), infeasible, 0.95) == "no D_min (law's signs violated)"
     assert _d_min_note(np.full(5, np.nan), SimpleNamespace(regime="unreachable", message=""), 0.9) == \
         "no D_min (σ out of reach)"
+
+
+def test_unwritable_report_directory_is_one_line_exit_2(tmp_path, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["report", str(example_table_path()), "--out", str(blocked / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be created" in err and "Traceback" not in err
+    assert main(["zoo", "build", "--out", str(blocked / "zoo")]) == 2
+    assert "cannot create the directory" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from complaw.cli import main
 from complaw.compress.registry import _METHODS, register_method
 from complaw.errors import ComplawError
 from complaw.laws import load_results
@@ -165,3 +166,15 @@ def test_ray_executor_gives_the_same_records(tiny, tmp_path, monkeypatch):
     assert res.counts == {"success": 4}
     assert stable_rows(ray_dir / "results.db").equals(stable_rows(local_dir / "results.db"))
     assert torch.get_num_threads() >= 1
+
+
+def test_unopenable_store_is_a_user_error(tmp_path, capsys):
+    not_a_db = tmp_path / "notes.db"
+    not_a_db.write_text("just text, not SQLite " * 100)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for path in (not_a_db, blocked / "results.db"):
+        with pytest.raises(ComplawError, match="cannot be opened as a results store"):
+            ResultStore(path)
+    assert main(["results", str(not_a_db)]) == 2
+    assert "Traceback" not in capsys.readouterr().err

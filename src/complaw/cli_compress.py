@@ -10,7 +10,6 @@ can be imported and tested without the CLI.
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     import torch
 
     from complaw.compress import compress, get_method
-    from complaw.compress.registry import check_ratio
+    from complaw.compress.registry import check_options, check_ratio
     from complaw.models import load, save
     from complaw.models.io import resolve_model_id
 
@@ -69,12 +68,7 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     if dtype is not None and dtype not in _DTYPES:
         raise ComplawError(f"--dtype {dtype!r}: must be one of {', '.join(_DTYPES)}")
     options = dict(options or {})
-    accepted = [p for p in inspect.signature(spec.fn).parameters if p not in ("model", "ratio", "seed")]
-    for key in options:
-        if key not in accepted:
-            raise ComplawError(
-                f"--option {key}: method {method!r} takes no such option; it takes {', '.join(accepted) or 'none'}"
-            )
+    check_options(method, options)
     path = resolve_model_id(model_id)
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:

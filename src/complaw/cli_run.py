@@ -7,14 +7,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from complaw.cli import app
+from complaw.errors import from_validation
 from complaw.recipe import EvalConfig, ExperimentConfig, ExperimentRecord, RuntimeConfig, run_experiment
 from complaw.recover import RFTConfig
 
 console = Console(width=None if Console().is_terminal else 120)
+
+
+# Config fields as the flags that set them, for error messages.
+_FLAGS = {"ratio": "--ratio", "samples": "--rft-samples", "lr": "--rft-lr", "rank": "--rft-rank",
+          "seq_len": "--seq-len", "max_blocks": "--test-blocks", "task_limit": "--task-limit", "seed": "--seed"}
 
 
 @app.command("run")
@@ -46,14 +53,18 @@ def run_command(
     """Run one experiment and print its record: base, compressed and recovered metrics."""
     from complaw.cli_compress import parse_options  # imported here: cli_compress imports complaw.cli
 
-    cfg = ExperimentConfig(
-        model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
-        seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-        rft=RFTConfig(samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank, seed=seed),
-        eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
-                        tasks=[] if no_tasks else task, task_limit=task_limit, include_path=include_path),
-        runtime=RuntimeConfig(enabled=not no_runtime),
-    )
+    try:
+        cfg = ExperimentConfig(
+            model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
+            seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+            rft=RFTConfig(samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank,
+                          seed=seed),
+            eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
+                            tasks=[] if no_tasks else task, task_limit=task_limit, include_path=include_path),
+            runtime=RuntimeConfig(enabled=not no_runtime),
+        )
+    except ValidationError as err:  # e.g. --ratio 1.5: one line naming the setting, exit 2
+        raise from_validation(err, "complaw run", _FLAGS) from None
     with console.status(f"running {method} at r={ratio} on {model} (D={rft_samples})"):
         record = run_experiment(cfg, out=out)
     if json_out:

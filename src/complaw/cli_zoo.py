@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from complaw.cli import app
+from complaw.errors import ComplawError
 
 zoo_app = typer.Typer(help="The bundled model zoo: small trained Llama/Qwen2 models, corpus splits, tasks.",
                       no_args_is_help=True)
@@ -68,4 +69,10 @@ def build_cmd(
     from complaw.zoo.build import build
 
     names = [n for item in (only or []) for n in item.split(",") if n]
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ComplawError(f"--out {str(out)!r}: cannot create the directory ({err.strerror}); "
+                               "give a writable directory") from None
     build(out=out, only=names or None)

@@ -21,3 +21,16 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`ComplawError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise ComplawError(message)
+
+
+def from_validation(err, where: str, names: dict[str, str] | None = None) -> ComplawError:
+    """The first problem of a pydantic ``ValidationError`` as one line naming the field and the value.
+
+    ``names`` maps a field's dotted location to what the user typed for it (e.g. ``samples`` →
+    ``--rft-samples``)."""
+    first = err.errors()[0]
+    loc = ".".join(str(x) for x in first.get("loc", ())) or "value"
+    loc = (names or {}).get(loc, loc)
+    value = first.get("input")
+    got = f" (got {value!r})" if value is not None and not isinstance(value, (dict, list)) else ""
+    return ComplawError(f"{where}: {loc}: {first['msg']}{got}")

@@ -29,7 +29,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from complaw.compress import compress, get_method
-from complaw.compress.registry import check_ratio
+from complaw.compress.registry import check_options, check_ratio
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
 from complaw.models import load, load_tokenizer
@@ -271,6 +271,7 @@ def prepare(cfg: ExperimentConfig):
     """
     get_method(cfg.method)
     check_ratio(cfg.ratio)
+    check_options(cfg.method, cfg.method_options)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)

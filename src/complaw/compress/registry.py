@@ -12,6 +12,7 @@ the compressed model with a :class:`CompressionRecord`. Adding a method is one n
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -84,6 +85,38 @@ def get_method(name: str) -> MethodSpec:
     return _METHODS[name]
 
 
+def check_options(method: str, options: dict[str, Any]) -> None:
+    """Fail with one line on an option ``method`` does not take, or a value of the wrong kind.
+
+    A value must match the kind of the option's default (bool, int, float, str); a number where a
+    string is expected, or a string where a number is, is a user error, not a crash deep in the method.
+    """
+    spec = get_method(method)
+    params = {k: p for k, p in inspect.signature(spec.fn).parameters.items() if k not in ("model", "ratio", "seed")}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in options.items():
+        p = params.get(key)
+        if p is None:
+            if takes_any:
+                continue
+            named = [k for k, q in params.items() if q.kind is not inspect.Parameter.VAR_KEYWORD]
+            raise ComplawError(f"option {key}: method {method!r} takes no such option; it takes "
+                               f"{', '.join(named) or 'none'}")
+        default = p.default
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ComplawError(f"option {key}={value!r}: method {method!r} needs {kind} here, e.g. {key}={default}")
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (tied weights counted once)."""
     seen: set[int] = set()
@@ -138,6 +171,7 @@ def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **op
     """
     spec = get_method(method)
     ratio = check_ratio(ratio)
+    check_options(method, options)
     before = count_parameters(model)
     start = time.perf_counter()
     model, details = spec.fn(model, ratio, seed=seed, **options)

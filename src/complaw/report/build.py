@@ -147,10 +147,14 @@ def build_report(
     ld, failures, n_rows, name = _load(source, table)
     for f in (*forms, decision_form):
         get_form(f)  # an unknown form name is a user error, not a per-group failure
+    out = Path(out_dir)
+    try:  # before the analysis: an unwritable --out should not cost its minutes
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ComplawError(f"report directory {str(out)!r}: cannot be created ({err.strerror}); "
+                           "give a writable --out") from None
     analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
                        unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     fig_paths, fig_errors = {}, {}
     if figures:
         from complaw.report.figures import draw_all  # matplotlib only when drawing

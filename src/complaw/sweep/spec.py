@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from complaw.errors import ComplawError
+from complaw.errors import ComplawError, from_validation
 from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig
 from complaw.recover import RFTConfig
 
@@ -175,6 +175,4 @@ def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSp
     try:
         return SweepSpec.model_validate(tree)
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = ".".join(str(x) for x in e["loc"]) or "spec"
-        raise ComplawError(f"{where}: {loc}: {e['msg']}") from None
+        raise from_validation(err, where) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from complaw.errors import ComplawError
 from complaw.recipe import ExperimentRecord, Metrics
 
 SCHEMA = """
@@ -84,12 +85,16 @@ class ResultStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(self.path, timeout=60)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=NORMAL")
-        self.con.executescript(SCHEMA)
-        self.con.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = sqlite3.connect(self.path, timeout=60)
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=NORMAL")
+            self.con.executescript(SCHEMA)
+            self.con.commit()
+        except (sqlite3.Error, OSError) as err:
+            raise ComplawError(f"store {str(path)!r}: cannot be opened as a results store ({err}); "
+                               "give a writable path ending in .db, or an existing complaw store") from None
 
     def close(self) -> None:
         self.con.close()
