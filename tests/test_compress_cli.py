@@ -89,3 +89,13 @@ def test_methods_listing(capsys):
     assert main(["methods", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
     assert {"prunenet", "random-ffn", "magnitude-ffn", "layer-drop"} <= names
+
+
+def test_model_ids_missing_locally_are_named(tmp_path):
+    from complaw.models.io import resolve_model_id
+
+    for missing in ("./nope", str(tmp_path / "nope"), "a/b/c"):
+        with pytest.raises(ComplawError, match="no such directory"):
+            resolve_model_id(missing)
+    assert resolve_model_id("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"  # a hub id is left to transformers
+    assert resolve_model_id(str(tmp_path)) == str(tmp_path)

@@ -73,8 +73,6 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer
-    if not Path(path).exists() and (path.startswith(("/", ".", "~")) or path.count("/") > 1):
-        raise ComplawError(f"model {model_id!r}: no such directory (give a checkpoint directory, zoo:NAME or org/name)")
     try:
         model = load(model_id, dtype=getattr(torch, dtype) if dtype else None, device=device)
     except OSError as err:  # unreachable hub id, missing files: the user's input, not our bug

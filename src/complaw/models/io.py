@@ -39,7 +39,10 @@ def resolve_model_id(model_id: str | Path) -> str:
         from complaw import zoo  # the zoo is optional at import time
 
         return str(zoo.resolve_model(text))
-    return text
+    looks_local = text.startswith(("/", ".", "~")) or text.count("/") > 1  # a hub id is org/name
+    if looks_local and not Path(text).expanduser().exists():
+        raise ComplawError(f"model {text!r}: no such directory (give a checkpoint directory, zoo:NAME or org/name)")
+    return str(Path(text).expanduser()) if text.startswith("~") else text
 
 
 def safe_name(model_id: str) -> str:
