@@ -131,7 +131,7 @@ class ExperimentRecord(BaseModel):
     rft: dict[str, Any] | None = None
     base_latency_s: float | None = Field(
         None, description="The base model's prefill latency measured in this unit right before compression, "
-        "so that speedups compare two timings taken minutes apart, not across a whole sweep")
+        "so that a speedup compares two timings taken around one compression apart, not across a whole sweep")
     timings_s: dict[str, float] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     device: str = ""

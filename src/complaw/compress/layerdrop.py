@@ -90,8 +90,8 @@ _BI_CACHE: dict[str, list[float]] = {}
 def cached_block_influence(model: nn.Module, batches: list[dict[str, torch.Tensor]]) -> tuple[list[float], bool]:
     """:func:`block_influence`, from an in-memory cache keyed by the model's weights and the calibration
     tokens, so that a sweep over ratios measures it once per model. Returns ``(bi, computed_now)``."""
-    salt = "".join(str(b["input_ids"].tolist()) + str(b["attention_mask"].tolist()) for b in batches)
-    key = tensor_fingerprint(model.parameters(), salt=str(getattr(model.config, "model_type", "")) + salt)
+    calibration = [b[name] for b in batches for name in ("input_ids", "attention_mask")]
+    key = tensor_fingerprint([*model.parameters(), *calibration], salt=str(getattr(model.config, "model_type", "")))
     if key in _BI_CACHE:
         return list(_BI_CACHE[key]), False
     bi = block_influence(model, batches)
