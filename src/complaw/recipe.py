@@ -116,6 +116,14 @@ class Metrics(BaseModel):
     decode_tokens_per_s: float | None = None
     flops_per_token: float | None = None
 
+    def set_runtime(self, rt) -> None:
+        """Take the runtime fields from a :class:`~complaw.evaluate.RuntimeResult` or another Metrics."""
+        if hasattr(rt, "prefill_latency_s"):
+            self.latency_s = rt.prefill_latency_s
+        else:
+            self.latency_s = rt.latency_s
+        self.decode_tokens_per_s, self.flops_per_token = rt.decode_tokens_per_s, rt.flops_per_token
+
 
 class ExperimentRecord(BaseModel):
     """The typed result of one experiment (one row of the results store)."""
@@ -209,8 +217,7 @@ class Evaluator:
                            limit=self.cfg.task_limit, include_path=self.cfg.include_path)
             out.tasks, out.avg_acc, out.avg_acc_raw = zs.tasks, zs.average, zs.average_acc
         if rt is not None:
-            out.latency_s, out.decode_tokens_per_s, out.flops_per_token = (
-                rt.prefill_latency_s, rt.decode_tokens_per_s, rt.flops_per_token)
+            out.set_runtime(rt)
         return out
 
 
@@ -330,16 +337,19 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
         t = time.perf_counter()
         model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
         shared["load"] = time.perf_counter() - t
-        if base is None:
+        fresh_base = base is None
+        if fresh_base:
             t = time.perf_counter()
-            base = evaluate(model)
+            base = evaluate(model, with_runtime=False)
             shared["evaluate_base"] = time.perf_counter() - t
-            paired = base.latency_s
-        else:  # the base runtime of this unit, timed next to the compressed model's (speedup = paired ratio)
-            t = time.perf_counter()
-            rt = evaluate.runtime_of(model)
-            paired = rt.prefill_latency_s if rt is not None else None
-            shared["runtime_base"] = time.perf_counter() - t
+        # The base runtime of this unit, timed right before compressing and so next to the compressed
+        # model's (the speedup S0 / S is a paired ratio, not one across a whole sweep).
+        t = time.perf_counter()
+        rt = evaluate.runtime_of(model)
+        paired = rt.prefill_latency_s if rt is not None else None
+        if fresh_base and rt is not None:
+            base.set_runtime(rt)
+        shared["runtime_base"] = time.perf_counter() - t
 
         t = time.perf_counter()
         model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
@@ -375,9 +385,7 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
             t = time.perf_counter()
             recovered = evaluate(model, with_runtime=False)
             # LoRA is merged: the architecture, and so the runtime, is the compressed model's
-            recovered.latency_s = compressed.latency_s
-            recovered.decode_tokens_per_s = compressed.decode_tokens_per_s
-            recovered.flops_per_token = compressed.flops_per_token
+            recovered.set_runtime(compressed)
             rec.recovered = recovered
             rec.timings_s["evaluate_recovered"] = time.perf_counter() - t
         except Exception as err:

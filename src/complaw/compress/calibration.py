@@ -47,7 +47,7 @@ def _tokenizer_for(model: nn.Module | None, tokenizer: Any, source: str) -> Any:
     if tokenizer is not None:
         return tokenizer
     config = getattr(model, "config", None)
-    name = getattr(config, "_name_or_path", "") or getattr(config, "name_or_path", "") if config is not None else ""
+    name = getattr(config, "_name_or_path", "") or getattr(config, "name_or_path", "")
     from complaw.models import load_tokenizer
 
     if name:
