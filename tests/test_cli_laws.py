@@ -52,8 +52,12 @@ def test_forms_validate_plan_on_the_example_table(capsys):
     path = str(example_table_path())
     code, out, _ = run(capsys, "validate", path, "--d-unit", "M-tokens", "--json")
     assert code == 0
-    schemes = {v["scheme"] for v in json.loads(out)}
+    result = json.loads(out)
+    schemes = {v["scheme"] for v in result["validations"]}
     assert schemes == {"leave-one-model-out", "small-to-large", "leave-one-ratio-out"}  # method is a group
+    # the scheme that cannot run says why, once per group
+    assert {s["scheme"] for s in result["skipped"]} == {"leave-one-method-out"} and len(result["skipped"]) == 4
+    assert all("each group holds one method" in s["reason"] for s in result["skipped"])
     code, out, _ = run(capsys, "plan", path, "--sigma", "0.8", "--group", "method,metric", "--bootstrap", "20",
                        "--speed-b", "-0.67", "--serving-volume", "1e5", "--base-runtime-s", "0.05",
                        "--price-per-s", "0.001", "--rft-price", "0.5", "--json")

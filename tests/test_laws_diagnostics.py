@@ -1,5 +1,8 @@
 """Every identifiability warning fires on a table built to trigger it, and stays silent on a good design."""
 
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,10 +35,26 @@ def test_single_d():
                                        direction="higher", bootstrap=0))
 
 
-def test_rank_deficient_design_is_an_error():
+def test_rank_deficient_design_leaves_the_confounded_parameters_unidentified():
+    # a single D next to an intercept: gamma and the intercept share one constant direction
     df = simulate("sengupta2025+1", {"log_c": 0.0, **TRUTH}, d_values=(5.0,), seed=0)
-    with pytest.raises(Exception, match="rank-deficient"):
-        fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
+    res = fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
+    assert res.rank == 3 and set(res.unidentified) == {"log_c", "gamma"}
+    assert res.unidentified["gamma"].startswith("every row has D = 5 (one amount of recovery data)")
+    assert "rank-deficient: log_c is confounded with gamma" in res.unidentified["log_c"]
+    for name in ("log_c", "gamma"):
+        e = res.params[name]
+        assert not e.identifiable and np.isnan(e.estimate) and e.ci is None and np.isnan(e.pvalue)
+    # the identifiable exponents keep their estimates and intervals, and the prediction is unchanged
+    assert res.params["beta"].identifiable and res.params["beta"].ci[0] < -1.18 < res.params["beta"].ci[1]
+    assert res.sign_ok and res.sign_unknown == ("gamma",) and "no verdict for gamma" in res.sign_text()
+    assert "rank-deficient" in codes(res) and re.search(r"gamma\s+not identifiable: every row has D = 5", res.summary())
+
+
+def test_a_design_that_identifies_nothing_is_an_error():
+    df = pd.DataFrame({"L": [0.5, 0.6, 0.55, 0.52], "D": [3.0] * 4})
+    with pytest.raises(Exception, match="identifies no parameter of sengupta2025-D"):
+        fit(df, "sengupta2025-D", direction="higher", bootstrap=0)
 
 
 def test_few_ratios():

@@ -1,7 +1,12 @@
 """CLI commands of the law engine: ``fit``, ``validate``, ``critical``, ``speedup``, ``plan``, ``forms``, ``demo``.
 
 Each command is a plain typed function over the public API (:mod:`complaw.laws`, :mod:`complaw.decide`);
-``--json`` prints machine-readable output instead of tables.
+``--json`` prints machine-readable output instead of tables. Every table-reading command fits each group
+on its own: a group that cannot be fitted is a row with its reason, the others are fitted, and the exit
+code is 0 when at least one group was fitted (2 when none was, or with ``--strict`` when any failed).
+
+The law engine (pandas, scipy) is imported inside the commands, so ``complaw forms`` and ``complaw --help``
+start without it, and no table command imports torch or transformers.
 """
 
 from __future__ import annotations
@@ -9,30 +14,27 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from complaw.cli import app
-from complaw.decide import CostModel, Law, Plan, critical_ratio, min_rft_data, plan, speed_law, speedup
 from complaw.errors import ComplawError
-from complaw.laws import (
-    SCHEMES,
-    DUnit,
-    FitResult,
-    available_forms,
-    compare,
-    fit_groups,
-    load_results,
-    validate,
-)
-from complaw.laws.data import LawData, parse_mapping
-from complaw.laws.fit import default_groups
+
+if TYPE_CHECKING:
+    from complaw.decide import Law
+    from complaw.laws.data import LawData
+    from complaw.laws.fit import FitFailure, FitResult
 
 # Tables are wide: when piped, rich would fall back to 80 columns.
 console = Console(width=None if Console().is_terminal else 140)
+
+#: Validation schemes (as complaw.laws.validate.SCHEMES; spelled out here so --help needs no pandas).
+SCHEME_NAMES = ("leave-one-model-out", "small-to-large", "leave-one-ratio-out", "leave-one-method-out")
+DIRECTION_TEXT = ("higher (also max, 1: higher is better, e.g. accuracy) or lower (also min, 0: e.g. loss, "
+                  "perplexity)")
 
 # --- options shared by the commands that read a results table ------------------------------------------
 DataArg = Annotated[Path | None, typer.Argument(help="Results table: CSV, TSV, Parquet, JSONL, JSON or SQLite.",
@@ -47,27 +49,39 @@ FormOpt = Annotated[list[str] | None, typer.Option(
 GroupOpt = Annotated[str | None, typer.Option(
     "--group", "-g", help="Comma-separated columns to fit one law per group (default: method,metric; 'none' pools).")]
 DirOpt = Annotated[str | None, typer.Option(
-    "--direction", help="higher or lower (is better); default from a direction or metric column.")]
+    "--direction", help=f"Metric direction: {DIRECTION_TEXT}. Default: a direction column (same values), else "
+    "the metric's name (acc… higher; …loss, ppl lower). A --direction that contradicts a metric's name or the "
+    "direction column is an error naming both.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")]
 DUnitOpt = Annotated[str, typer.Option("--d-unit", help="Name of the unit of D seen by the law.")]
 DScaleOpt = Annotated[float, typer.Option("--d-scale", help="Raw D units per law unit (D_law = D / scale).")]
 EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")]
 RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
-BootOpt = Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples (0 for none).")]
+BootOpt = Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples (or model-based draws for "
+                                      "decisions with --interval ols); 0 for none.")]
 ClusterOpt = Annotated[str, typer.Option("--cluster", help="Column resampled as a cluster in the bootstrap.")]
+IntervalOpt = Annotated[str, typer.Option(
+    "--interval", help="Intervals: auto (cluster bootstrap by base model with ≥ 2 clusters, flagged rough below "
+    "10; model-based OLS with one cluster; row bootstrap without a cluster column), cluster, rows, or ols.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and robust starts.")]
 DropOpt = Annotated[bool, typer.Option("--drop-invalid", help="Set invalid rows aside (counted) instead of stopping.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 2 when any group could not be fitted "
+                                         "(default: 2 only when none could).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 SigmaOpt = Annotated[list[float] | None, typer.Option("--sigma", "-s", help="Target retention(s) in (0, 1).")]
 
 
 def _load(data: Path | None, pairs: list[str] | None, mapping: list[str] | None, table: str | None) -> LawData:
+    from complaw.laws.data import load_results, parse_mapping
+
     if data is None:
         raise ComplawError("no results table given; pass a CSV/Parquet/JSONL/SQLite file (or the law's parameters)")
     return load_results(data, mapping=parse_mapping((mapping or []) + (pairs or [])), table=table)
 
 
 def _groups(ld: LawData, group: str | None) -> list[str]:
+    from complaw.laws.fit import default_groups
+
     if group is None:
         return default_groups(ld)
     if group.strip().lower() in ("none", ""):
@@ -76,12 +90,43 @@ def _groups(ld: LawData, group: str | None) -> list[str]:
 
 
 def _fits(data, pairs, mapping, table, forms, group, direction, d_unit, d_scale, eps, robust, bootstrap,
-          cluster, seed, drop_invalid) -> tuple[LawData, list[FitResult]]:
+          cluster, seed, drop_invalid, interval="auto") -> tuple[LawData, list[FitResult | FitFailure]]:
+    """Every (group, form) fitted on its own: results and failures, in group order."""
+    from complaw.laws.fit import fit_each
+    from complaw.laws.forms import DUnit
+
     ld = _load(data, pairs, mapping, table)
-    results = fit_groups(ld, forms or ["sengupta2025"], group=_groups(ld, group), direction=direction,
-                         unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster,
-                         seed=seed, drop_invalid=drop_invalid)
-    return ld, results
+    items = fit_each(ld, forms or ["sengupta2025"], group=_groups(ld, group), direction=direction,
+                     unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster,
+                     seed=seed, drop_invalid=drop_invalid, interval=interval)
+    return ld, items
+
+
+def _split(ld: LawData, items) -> tuple[list[FitResult], list[FitFailure]]:
+    """(results, failures); none fitted is the user's error (exit 2), naming the reason."""
+    from complaw.laws.fit import FitFailure
+
+    results = [x for x in items if not isinstance(x, FitFailure)]
+    failures = [x for x in items if isinstance(x, FitFailure)]
+    if not results:
+        first = failures[0]
+        where = f"{ld.source}{_bracket(first.group)}"
+        if len(failures) == 1:
+            raise ComplawError(f"{where}: {first.reason}")
+        raise ComplawError(f"{ld.source}: none of {len(failures)} fits could be made; first, {_bracket(first.group)} "
+                           f"{first.form}: {first.reason}".replace(",  ", ", "))
+    return results, failures
+
+
+def _strict(failures, strict: bool) -> None:
+    if strict and failures:
+        f = failures[0]
+        raise ComplawError(f"--strict: {len(failures)} fit(s) could not be made; first, {_short(f.group)} "
+                           f"{f.form}: {f.reason}")
+
+
+def _bracket(g: dict[str, str]) -> str:
+    return f" [{', '.join(f'{k}={v}' for k, v in g.items())}]" if g else ""
 
 
 def _fmt(x, spec=".4g") -> str:
@@ -108,34 +153,68 @@ def _print_dropped(ld: LawData, results: list[FitResult]) -> None:
         console.print("rows set aside: " + ", ".join(f"{v} ({k})" for k, v in dropped.items()), style="yellow")
 
 
-def render_fits(results: list[FitResult]) -> None:
-    """Print a Table-1 style comparison of the fits, then one table of all parameters, then warnings."""
+def _kind(res: FitResult) -> str:
+    k = res.interval_kind
+    if k == "cluster-bootstrap":
+        return f"cluster ×{res.n_clusters}" + (" (rough)" if res.interval_note else "")
+    return {"row-bootstrap": "rows", "ols": "OLS" + (" (bootstrap refused)" if res.interval_note else ""),
+            "none": "–"}.get(k, k)
+
+
+def render_fits(items) -> None:
+    """Print a Table-1 style comparison of the fits (failed groups included, with their reason), then one
+    table of all parameters, then every warning, each naming its group and form."""
+    from complaw.laws.fit import FitFailure
+
+    results = [x for x in items if not isinstance(x, FitFailure)]
     table = Table(title="Compression-law fits (log-space " + ("Huber" if any(r.estimator == "huber" for r in results)
                                                              else "OLS") + ")")
-    for col in ("group", "form", "n", "R² unc.", "R²", "adj. R²", "AIC", "MARE", "signs"):
-        table.add_column(col, justify="left" if col in ("group", "form") else "right")
-    for res in results:
-        table.add_row(_short(res.group), res.form.name, str(res.n_obs), _fmt(res.r2_uncentred, ".4f"),
+    for col in ("group", "form", "status", "n", "R² unc.", "R²", "adj. R²", "AIC", "MARE", "signs", "note"):
+        table.add_column(col, justify="left" if col in ("group", "form", "status", "signs", "note") else "right")
+    for item in items:
+        if isinstance(item, FitFailure):
+            table.add_row(_short(item.group), item.form, "[red]failed[/red]", str(item.n_rows), "–", "–", "–", "–",
+                          "–", "–", item.reason)
+            continue
+        res = item
+        status = "ok" if res.status == "ok" else "[yellow]unreliable[/yellow]"
+        note = "; ".join(res.unreliable)
+        if res.unidentified:
+            note = "; ".join(filter(None, [note, "not identifiable: " + ", ".join(res.unidentified)]))
+        signs = res.sign_text() if res.sign_ok else "[red]violated[/red]"
+        table.add_row(_short(res.group), res.form.name, status, str(res.n_obs), _fmt(res.r2_uncentred, ".4f"),
                       _fmt(res.r2, ".4f"), _fmt(res.r2_adj, ".4f"), _fmt(res.aic, ".1f"), _fmt(res.mare, ".2%"),
-                      "ok" if res.sign_ok else "[red]violated[/red]")
+                      signs, note)
     console.print(table)
     conf = int(results[0].conf * 100) if results else 95
     t = Table(title="Parameters")
-    for col in ("group", "form", "param", "estimate", "std err", f"{conf}% CI", "bootstrap CI"):
-        t.add_column(col, justify="left" if col in ("group", "form", "param") else "right")
+    for col in ("group", "form", "param", "estimate", "std err", f"{conf}% CI (t)", "bootstrap CI", "intervals"):
+        t.add_column(col, justify="left" if col in ("group", "form", "param", "intervals") else "right")
     for res in results:
         for i, e in enumerate(res.params.values()):
-            t.add_row(_short(res.group) if i == 0 else "", res.form.name if i == 0 else "", e.name,
-                      _fmt(e.estimate, ".4f"), _fmt(e.se, ".4f"), _ival(e.ci, ".3f"), _ival(e.boot_ci, ".3f"),
-                      end_section=i == len(res.params) - 1)
+            last = i == len(res.params) - 1
+            head = (_short(res.group) if i == 0 else "", res.form.name if i == 0 else "", e.name)
+            if not e.identifiable:
+                t.add_row(*head, "–", "–", "[yellow]not identifiable[/yellow]", "", _kind(res) if i == 0 else "",
+                          end_section=last)
+                continue
+            ci = _ival(e.ci, ".3f") if res.estimator == "ols" else ""
+            t.add_row(*head, _fmt(e.estimate, ".4f"), _fmt(e.se, ".4f"), ci, _ival(e.boot_ci, ".3f"),
+                      _kind(res) if i == 0 else "", end_section=last)
     console.print(t)
-    for res in results:
-        where = f"{res.form.name} [{_group_label(res.group)}]"
+    for item in items:
+        where = f"[{_group_label(item.group)}] {item.form if isinstance(item, FitFailure) else item.form.name}"
+        if isinstance(item, FitFailure):
+            console.print(f"  {where}: not fitted: {item.reason}", style="red", highlight=False)
+            continue
+        res = item
         if not res.sign_ok:
             console.print(f"  {where}: sign conditions ({res.form.describe_conditions(res.direction)}) violated: "
-                          + "; ".join(res.sign_violations), style="red")
+                          + "; ".join(res.sign_violations), style="red", highlight=False)
+        for name, why in res.unidentified.items():
+            console.print(f"  {where}: {name} not identifiable: {why}", style="yellow", highlight=False)
         for w in res.warnings:
-            console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow")
+            console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow", highlight=False)
 
 
 def _short(g: dict[str, str]) -> str:
@@ -145,6 +224,8 @@ def _short(g: dict[str, str]) -> str:
 @app.command("forms")
 def forms_cmd(json_out: JsonOpt = False) -> None:
     """List the law forms: name, formula, parameters and sign conditions."""
+    from complaw.laws.forms import available_forms
+
     rows = []
     for name, f in available_forms().items():
         conds = {d: f.describe_conditions(d) for d in (("lower",) if f.fixed_direction else ("higher", "lower"))}
@@ -167,98 +248,156 @@ def fit_cmd(
     data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
     group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
     d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0, robust: RobustOpt = False, bootstrap: BootOpt = 1000,
-    cluster: ClusterOpt = "model", seed: SeedOpt = 0, drop_invalid: DropOpt = False, sigma: SigmaOpt = None,
+    cluster: ClusterOpt = "model", interval: IntervalOpt = "auto", seed: SeedOpt = 0,
+    drop_invalid: DropOpt = False, sigma: SigmaOpt = None,
     summary: Annotated[bool, typer.Option("--summary", help="Print the full text summary of every fit.")] = False,
-    json_out: JsonOpt = False,
+    strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
-    """Fit compression laws to a results table, one per group, with bootstrap intervals and diagnostics."""
-    ld, results = _fits(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
-                        bootstrap, cluster, seed, drop_invalid)
+    """Fit compression laws to a results table, one per group, with intervals, diagnostics and a status per fit."""
+    from complaw.decide import Law, critical_ratio
+
+    ld, items = _fits(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
+                      bootstrap, cluster, seed, drop_invalid, interval)
+    results, failures = _split(ld, items)
     decisions = [(res, critical_ratio(Law.from_fit(res), s)) for res in results for s in (sigma or [])
                  if res.form.term("compression") is not None and res.form.compression_effect == "harm"]
     if json_out:
         out = {"source": ld.source, "dropped": ld.dropped, "fits": [r.to_dict() for r in results],
+               "failures": [f.to_dict() for f in failures],
                "critical": [{"form": r.form.name, "group": r.group, **d.to_dict()} for r, d in decisions]}
         typer.echo(json.dumps(out, indent=2))
+        _strict(failures, strict)
         return
-    render_fits(results)
+    render_fits(items)
     if summary:
         for res in results:
             console.print(res.summary(), highlight=False)
     _render_critical(decisions)
     _print_dropped(ld, results)
+    _strict(failures, strict)
+
+
+def _interval_label(d) -> str:
+    kind = d.extra.get("interval_kind", "none")
+    if kind == "cluster-bootstrap":
+        return f"cluster ×{d.extra.get('clusters', 0)}" + (" (rough)" if d.extra.get("interval_note") else "")
+    return {"row-bootstrap": "rows", "ols": "model-based (OLS)", "none": "–"}.get(kind, kind)
 
 
 def _render_critical(decisions) -> None:
     if not decisions:
         return
     t = Table(title="Critical compression ratio")
-    for col in ("group", "form", "σ", "r_crit", "interval", "regime"):
+    for col in ("group", "form", "σ", "r_crit", "interval", "interval kind", "reading"):
         t.add_column(col)
     for res, d in decisions:
         t.add_row(_short(res.group), res.form.name, _fmt(d.extra["sigma"]), _fmt(d.value, ".4f"),
-                  _ival(d.interval, ".4f"), d.regime)
+                  _ival(d.interval, ".4f"), _interval_label(d) if d.interval else "", d.message)
     console.print(t)
+
+
+def _skip_reason(scheme: str, by: list[str]) -> str:
+    if scheme == "leave-one-method-out" and "method" in by:
+        return ("each group holds one method (laws are fitted per method); to validate across methods, "
+                "group by the metric only: --group metric (or --group none)")
+    return ""
 
 
 @app.command("validate")
 def validate_cmd(
     data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
     scheme: Annotated[list[str] | None, typer.Option(
-        "--scheme", help=f"Validation scheme(s): {', '.join(SCHEMES)} or all (default).")] = None,
+        "--scheme", help=f"Validation scheme(s): {', '.join(SCHEME_NAMES)} or all (default).")] = None,
     group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
     d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0, robust: RobustOpt = False, drop_invalid: DropOpt = False,
-    json_out: JsonOpt = False,
+    strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
-    """Held-out validation: fit without a model / ratio / method (or the largest model) and predict it."""
+    """Held-out validation: fit without a model / ratio / method (or the largest model) and predict it.
+
+    A scheme that cannot run on a group (no model column, one ratio, one method per group, …) is listed with
+    the reason; the command fails (exit 2) only when no scheme could run at all.
+    """
+    from complaw.laws.data import check_direction
+    from complaw.laws.forms import DUnit, get_form
+    from complaw.laws.validate import SCHEMES, validate
+
     ld = _load(data, pairs, mapping, table)
-    schemes = list(SCHEMES) if not scheme or "all" in scheme else scheme
+    for s in scheme or []:
+        if s != "all" and s not in SCHEMES:
+            raise ComplawError(f"--scheme {s!r}: unknown; use one of {', '.join(SCHEMES)} or all")
+    schemes = list(SCHEMES) if not scheme or "all" in scheme else list(dict.fromkeys(scheme))
+    forms = [get_form(f).name for f in form or ["sengupta2025"]]
     by = _groups(ld, group)
-    out = []
-    for key, sub in ld.groups(by):
-        for f in form or ["sengupta2025"]:
+    groups = ld.groups(by)
+    check_direction(ld, direction)
+    out, skipped = [], []
+    for key, sub in groups:
+        for f in forms:
             for s in schemes:
-                if s == "leave-one-method-out" and "method" in by:
-                    continue  # each group holds one method
-                try:
-                    out.append(validate(sub, f, s, direction=direction, group=key, unit=DUnit(d_unit, d_scale, eps),
-                                        robust=robust, drop_invalid=drop_invalid))
-                except ComplawError as err:
-                    if not (scheme and s in scheme):
-                        continue  # a scheme the table cannot support, not asked for by name
-                    raise err
+                why = _skip_reason(s, by)
+                if not why:
+                    try:
+                        out.append(validate(sub, f, s, direction=direction, group=key, unit=DUnit(d_unit, d_scale, eps),
+                                            robust=robust, drop_invalid=drop_invalid))
+                        continue
+                    except ComplawError as err:
+                        why = _strip_where(str(err), ld.source)
+                skipped.append({"group": key, "form": f, "scheme": s, "reason": why})
     if not out:
-        raise ComplawError(f"{ld.source}: no validation scheme applies (needs model, N, r or method columns)")
+        first = skipped[0]
+        raise ComplawError(f"{ld.source}{_bracket(first['group'])}: no validation could run; {first['scheme']}: "
+                           f"{first['reason']}" + (f" (and {len(skipped) - 1} more scheme(s) skipped)"
+                                                   if len(skipped) > 1 else ""))
     if json_out:
-        typer.echo(json.dumps([v.to_dict() for v in out], indent=2))
-        return
-    t = Table(title="Held-out validation (absolute relative error on held-out rows)")
-    for col in ("group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"):
-        t.add_column(col)
-    for v in out:
-        color = {"good": "green", "usable": "yellow", "unreliable": "red"}.get(v.rating, "white")
-        t.add_row(_short(v.group), v.form, v.scheme, str(len(v.folds)), str(v.n_test),
-                  _fmt(v.median_are, ".2%"), _fmt(v.max_are, ".2%"), f"[{color}]{v.rating}[/{color}]")
-    console.print(t)
-    skipped = [(v, f) for v in out for f in v.folds if f.skipped]
-    for v, f in skipped:
-        console.print(f"  fold {f.held_out} of {v.scheme} skipped: {f.skipped}", style="yellow")
+        typer.echo(json.dumps({"source": ld.source, "validations": [v.to_dict() for v in out], "skipped": skipped},
+                              indent=2))
+    else:
+        t = Table(title="Held-out validation (absolute relative error on held-out rows)")
+        for col in ("group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"):
+            t.add_column(col)
+        for v in out:
+            color = {"good": "green", "usable": "yellow", "unreliable": "red"}.get(v.rating, "white")
+            t.add_row(_short(v.group), v.form, v.scheme, str(len(v.folds)), str(v.n_test),
+                      _fmt(v.median_are, ".2%"), _fmt(v.max_are, ".2%"), f"[{color}]{v.rating}[/{color}]")
+        console.print(t)
+        for v in out:
+            for f in v.folds:
+                if f.skipped:
+                    console.print(f"  [{_group_label(v.group)}] {v.form} {v.scheme}: fold {f.held_out} skipped: "
+                                  f"{_strip_where(f.skipped, ld.source)}", style="yellow", highlight=False)
+        for sk in skipped:
+            console.print(f"  [{_group_label(sk['group'])}] {sk['form']}: scheme {sk['scheme']} not run: "
+                          f"{sk['reason']}", style="yellow", highlight=False)
+    if strict and skipped:
+        sk = skipped[0]
+        raise ComplawError(f"--strict: {len(skipped)} validation(s) could not run; first, {_short(sk['group'])} "
+                           f"{sk['scheme']}: {sk['reason']}")
+
+
+def _strip_where(message: str, source: str) -> str:
+    from complaw.laws.fit import _without_source
+
+    return _without_source(message, source)
 
 
 def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap, cluster,
-          seed, drop_invalid, alpha, beta, gamma) -> list[tuple[dict[str, str], Law]]:
-    """Laws from a table (fitted per group) or from parameters given on the command line."""
+          seed, drop_invalid, alpha, beta, gamma, interval="auto") -> tuple[list[tuple[dict[str, str], Law]], list]:
+    """Laws from a table (fitted per group) or from parameters given on the command line; and the failures."""
+    from complaw.decide import Law
+    from complaw.laws.forms import DUnit
+
     if data is not None:
-        _, results = _fits(data, pairs, mapping, table, form or ["sengupta2025"], group, direction, d_unit,
-                           d_scale, eps, robust, bootstrap, cluster, seed, drop_invalid)
-        return [({**r.group, "form": r.form.name}, Law.from_fit(r)) for r in results]
+        ld, items = _fits(data, pairs, mapping, table, form or ["sengupta2025"], group, direction, d_unit,
+                          d_scale, eps, robust, bootstrap, cluster, seed, drop_invalid, interval)
+        results, failures = _split(ld, items)
+        return [({**r.group, "form": r.form.name}, Law.from_fit(r)) for r in results], failures
     if beta is None:
         raise ComplawError("give a results table to fit, or the law's parameters (--alpha, --beta, --gamma)")
     name = (form or ["sengupta2025"])[0]
     law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale, eps),
                           alpha=alpha if alpha is not None else 1.0, beta=beta,
                           gamma=gamma if gamma is not None else 0.0)
-    return [({"form": law.form.name}, law)]
+    return [({"form": law.form.name}, law)], []
 
 
 AlphaOpt = Annotated[float | None, typer.Option("--alpha", help="α (base-metric exponent), to skip fitting.")]
@@ -274,27 +413,39 @@ def critical_cmd(
     alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None, speed_b: SpeedBOpt = None,
     mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
     table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
-    robust: RobustOpt = False, bootstrap: BootOpt = 1000, cluster: ClusterOpt = "model", seed: SeedOpt = 0,
-    drop_invalid: DropOpt = False, json_out: JsonOpt = False,
+    robust: RobustOpt = False, bootstrap: BootOpt = 1000, cluster: ClusterOpt = "model",
+    interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False, strict: StrictOpt = False,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Critical compression ratio r_crit(σ) and minimum RFT data D_min(r, σ), from a table or from parameters."""
-    laws = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap,
-                 cluster, seed, drop_invalid, alpha, beta, gamma)
+    """Critical compression ratio r_crit(σ) and minimum RFT data D_min(r, σ), from a table or from parameters.
+
+    A decision that needs a parameter the table cannot identify says so instead of giving a number.
+    """
+    from complaw.decide import critical_ratio, min_rft_data, speed_law, speedup
+
+    laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
+                           bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
     sigmas = sigma or [0.8, 0.9]
     rows = []
     for key, law in laws:
         for s in sigmas:
             rows.append({"group": key, **critical_ratio(law, s).to_dict()})
             for x in r or []:
+                if law.form.term("recovery") is None:
+                    continue  # a law without an RFT term has no minimum RFT data
                 rows.append({"group": key, **min_rft_data(law, x, s).to_dict()})
+    for f in failures:
+        rows.append({"group": {**f.group, "form": f.form}, "name": "fit", "value": None, "interval": None,
+                     "regime": "not-fitted", "message": f"not fitted: {f.reason}"})
     speed = speed_law(speed_b) if speed_b is not None else None
     if speed is not None:
         rows += [{"group": {"form": "speed"}, **speedup(speed, x).to_dict()} for x in (r or [0.3, 0.6])]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
+        _strict(failures, strict)
         return
     t = Table(title="Decisions")
-    for col in ("law", "decision", "σ", "r", "value", "interval", "reading"):
+    for col in ("law", "decision", "σ", "r", "value", "interval", "interval kind", "reading"):
         t.add_column(col)
     for row in rows:
         value = row["value"]
@@ -302,9 +453,15 @@ def critical_cmd(
         reading = row["message"]
         if row.get("share_unreachable"):
             reading += f" (unreachable in {row['share_unreachable']:.0%} of bootstrap draws)"
+        kind = ""
+        if row["interval"]:
+            kind = {"cluster-bootstrap": f"cluster ×{row.get('clusters', 0)}"
+                    + (" (rough)" if row.get("interval_note") else ""),
+                    "row-bootstrap": "rows", "ols": "model-based (OLS)"}.get(row.get("interval_kind"), "")
         t.add_row(_short(row["group"]), row["name"], _fmt(row.get("sigma")), _fmt(row.get("r")), shown,
-                  _ival(row["interval"]), reading)
+                  _ival(row["interval"]), kind, reading)
     console.print(t)
+    _strict(failures, strict)
 
 
 @app.command("speedup")
@@ -313,14 +470,20 @@ def speedup_cmd(
     r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) to evaluate.")] = None,
     b: Annotated[float | None, typer.Option("--b", help="Speed-law exponent b, to skip fitting.")] = None,
     mapping: MapOpt = None, group: GroupOpt = None, table: TableOpt = None, bootstrap: BootOpt = 1000,
-    cluster: ClusterOpt = "model", seed: SeedOpt = 0, drop_invalid: DropOpt = False, json_out: JsonOpt = False,
+    cluster: ClusterOpt = "model", interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False,
+    strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
     """Expected speedup at given ratios from a speed law S = S0^a (1+r)^b (fitted from S, S0, r columns)."""
+    from complaw.decide import Law, speed_law, speedup
+    from complaw.laws.fit import fit_each
+
+    failures = []
     if data is not None:
         ld = _load(data, pairs, mapping, table)
         by = [g for g in _groups(ld, group) if g != "metric"]
-        results = fit_groups(ld, "speed", group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
-                             drop_invalid=drop_invalid)
+        items = fit_each(ld, "speed", group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
+                         drop_invalid=drop_invalid, interval=interval)
+        results, failures = _split(ld, items)
         laws = [(res.group, Law.from_fit(res)) for res in results]
     elif b is not None:
         laws = [({}, speed_law(b))]
@@ -328,16 +491,26 @@ def speedup_cmd(
         raise ComplawError("give a results table with S, S0 and r columns, or the exponent with --b")
     rows = [{"group": g, **speedup(law, x).to_dict(), "b": law.params["b"]}
             for g, law in laws for x in (r or [0.1, 0.3, 0.5, 0.7, 0.9])]
+    rows += [{"group": f.group, "name": "speedup", "value": None, "interval": None, "regime": "not-fitted",
+              "message": f"not fitted: {f.reason}", "b": None} for f in failures]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
+        _strict(failures, strict)
         return
     t = Table(title="Speed law S = S0^a (1+r)^b")
     for col in ("group", "b", "r", "speedup", "interval", "runtime ×"):
         t.add_column(col, justify="right")
     for row in rows:
+        if row["regime"] == "not-fitted":
+            t.add_row(_short(row["group"]), "–", "–", "–", "", row["message"])
+            continue
+        if row["value"] is None:  # the table cannot identify b
+            t.add_row(_short(row["group"]), "–", _fmt(row["r"]), "–", "", row["message"])
+            continue
         t.add_row(_short(row["group"]), _fmt(row["b"], ".3f"), _fmt(row["r"]), f"{row['value']:.3f}×",
                   _ival(row["interval"], ".3f"), _fmt(row["runtime_ratio"], ".3f"))
     console.print(t)
+    _strict(failures, strict)
 
 
 @app.command("plan")
@@ -357,20 +530,27 @@ def plan_cmd(
     alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None,
     mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
     table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
-    robust: RobustOpt = False, bootstrap: BootOpt = 200, cluster: ClusterOpt = "model", seed: SeedOpt = 0,
-    drop_invalid: DropOpt = False,
+    robust: RobustOpt = False, bootstrap: BootOpt = 200, cluster: ClusterOpt = "model",
+    interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False, strict: StrictOpt = False,
     frontier: Annotated[int, typer.Option(help="Frontier points to print (0: none).")] = 12,
     json_out: JsonOpt = False,
 ) -> None:
     """Cheapest (r, D) that keeps retention ≥ σ, or the best retention within a budget, with the Pareto frontier."""
-    laws = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap,
-                 cluster, seed, drop_invalid, alpha, beta, gamma)
+    import numpy as np
+
+    from complaw.decide import CostModel, plan, speed_law
+
+    laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
+                           bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
     cost = CostModel(rft_price, compression_cost, serving_volume, base_runtime_s, price_per_s)
     speed = speed_law(speed_b) if speed_b is not None else None
-    plans: list[tuple[dict, Plan]] = [(key, plan(law, sigma=sigma, budget=budget, cost=cost, speed=speed,
+    plans = [(key, plan(law, sigma=sigma, budget=budget, cost=cost, speed=speed,
                                                r_max=r_max, r_step=r_step, d_max=d_max)) for key, law in laws]
     if json_out:
-        typer.echo(json.dumps([{"group": k, **p.to_dict()} for k, p in plans], indent=2, default=float))
+        typer.echo(json.dumps([{"group": k, **p.to_dict()} for k, p in plans]
+                              + [{"group": {**f.group, "form": f.form}, "status": "failed", "reason": f.reason}
+                                 for f in failures], indent=2, default=float))
+        _strict(failures, strict)
         return
     for key, p in plans:
         t = Table(title=f"Plan ({p.mode}, target {p.target:g}) — {_group_label(key)}")
@@ -392,11 +572,14 @@ def plan_cmd(
             for col in ("r", "D", "retention", "cost"):
                 f.add_column(col, justify="right")
             idx = sorted(set(int(i) for i in
-                             __import__("numpy").linspace(0, len(p.frontier) - 1, min(frontier, len(p.frontier)))))
+                             np.linspace(0, len(p.frontier) - 1, min(frontier, len(p.frontier)))))
             for i in idx:
                 row = p.frontier.iloc[i]
                 f.add_row(_fmt(row["r"], ".2f"), _fmt(row["D"]), _fmt(row["retention"], ".4f"), _fmt(row["cost"]))
             console.print(f)
+    for f in failures:
+        console.print(f"  [{_group_label(f.group)}] {f.form}: not fitted: {f.reason}", style="red", highlight=False)
+    _strict(failures, strict)
 
 
 @app.command("demo")
@@ -431,6 +614,8 @@ def _example_demo(out: Path) -> None:
     critical_cmd(data=path, group="method,metric", sigma=[0.8], r=[0.1, 0.2, 0.3], d_unit="M-tokens",
                  bootstrap=1000)
     speedup_cmd(data=path, group="method", r=[0.3, 0.6])
+    from complaw.laws import DUnit, compare, fit_groups, load_results
+
     out.mkdir(parents=True, exist_ok=True)
     ld = load_results(path)
     results = fit_groups(ld, ["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"],

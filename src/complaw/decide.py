@@ -12,8 +12,10 @@ recovery part v increasing in D when the sign conditions hold). A target σ is r
   unreachable if even v(∞) falls short);
 - the **speedup** at r from a speed law ``S = S0^a (1+r)^b`` is ``(1+r)^(−b)``.
 
-Every decision is computed for the point estimate and for each bootstrap draw of the fit, which gives
-its interval.
+Every decision is computed for the point estimate and for each draw of the fit (bootstrap resamples, or
+model-based draws when the fit's intervals are OLS ones), which gives its interval; the decision names the
+kind. A decision that needs a parameter the table cannot identify (r_crit needs the r-exponent, D_min also
+γ) is not computed: its regime is ``not-identifiable`` and its message gives the reason.
 
     >>> law = Law.from_params("sengupta2025", direction="higher", alpha=0.98, beta=-1.18, gamma=-0.14)
     >>> critical_ratio(law, 0.8).value        # ≈ 0.208
@@ -43,10 +45,42 @@ class Law:
     unit: DUnit = field(default_factory=DUnit)
     boot: np.ndarray | None = None  # (B, p) in form.param_names order
     conf: float = 0.95
+    unidentified: dict[str, str] = field(default_factory=dict)  # parameter → why the table cannot identify it
+    interval_kind: str = "bootstrap"  # what the draws are (see complaw.laws.fit.INTERVAL_TEXT)
+    interval_note: str = ""
+    clusters: int = 0
 
     @classmethod
     def from_fit(cls, res: FitResult) -> Law:
-        return cls(res.form, res.coef, res.direction, res.unit, res.boot, res.conf)
+        params = dict(zip(res.form.param_names, (float(v) for v in res.coef_vector), strict=True))
+        return cls(res.form, params, res.direction, res.unit, res.boot, res.conf, dict(res.unidentified),
+                   res.interval_kind, res.interval_note, res.n_clusters)
+
+    def needs(self, decision: str) -> list[str]:
+        """The parameters a decision reads: r_crit the r-exponent (and the level and the D → ∞ limit where
+        they enter), D_min also the recovery exponent."""
+        f = self.form
+        out = []
+        if f.intercept and f.has_base():
+            out.append(f.intercept_name)
+        comp, rec = f.term("compression"), f.term("recovery")
+        if comp is not None:
+            out.append(comp.param)
+        if rec is not None and (decision != "r_crit" or rec.transform.at_inf(self.unit) != 0):
+            out.append(rec.param)
+        return out
+
+    def not_identifiable(self, decision: str) -> str:
+        """'' when the decision can be made; else "not identifiable from this table: <reason>"."""
+        missing = [p for p in self.needs(decision) if p in self.unidentified]
+        if not missing:
+            return ""
+        return "not identifiable from this table: " + "; ".join(f"{p}: {self.unidentified[p]}" for p in missing)
+
+    def interval_info(self) -> dict[str, Any]:
+        """What a decision's interval is made of (stored with the decision)."""
+        return {"interval_kind": self.interval_kind if self.boot is not None else "none",
+                "clusters": self.clusters, "interval_note": self.interval_note}
 
     @classmethod
     def from_params(cls, form: str | LawForm = "sengupta2025", *, direction: str | None = None,
@@ -97,10 +131,11 @@ class Law:
             raise ComplawError(f"form {self.form.name} has no {role} term; use a form with one (e.g. sengupta2025)")
 
     def violations(self, th: dict[str, float] | None = None) -> list[str]:
+        """Sign conditions violated by the identifiable parameters (no verdict on the others)."""
         th = th or self.params
         conds = self.form.sign_conditions(self.direction)
         return [f"{p} = {th[p]:.4g} should be {'> 0' if s > 0 else '< 0'}" for p, s in conds.items()
-                if np.sign(th[p]) != s]
+                if p not in self.unidentified and np.sign(th[p]) != s]
 
 
 @dataclass(frozen=True)
@@ -155,9 +190,15 @@ def critical_ratio(law: Law, sigma: float) -> Decision:
     law._need("compression")
     if law.form.compression_effect != "harm":
         raise ComplawError(f"form {law.form.name}: compression does not lower its target; no critical ratio")
+    why = law.not_identifiable("r_crit")
+    if why:
+        return Decision("r_crit", math.nan, None, "not-identifiable", why,
+                        {"sigma": sigma, "draws": 0, "share_all_recoverable": None, **law.interval_info()})
     value, regime = _r_crit(law, law.params, sigma)
     draws = [_r_crit(law, th, sigma)[0] for th in law.draws()]
-    has_d = law.form.term("recovery") is not None
+    rec = law.form.term("recovery")
+    has_d = rec is not None
+    rec_unknown = has_d and rec.param in law.unidentified
     if regime == "infeasible":
         msg = "the law violates its sign conditions (" + "; ".join(law.violations()) + "): no critical ratio"
     elif regime == "all-recoverable":
@@ -165,12 +206,16 @@ def critical_ratio(law: Law, sigma: float) -> Decision:
                "is recoverable with enough RFT data (r_crit ≥ 1)")
     elif regime == "unreachable":
         msg = f"σ = {sigma:g} is out of reach even uncompressed with unlimited RFT"
+    elif rec_unknown:
+        msg = (f"beyond r = {value:.4f} retention stays below {sigma:g} even with unlimited RFT; whether RFT "
+               f"reaches {sigma:g} below it is not identifiable from this table ({rec.param}: "
+               f"{law.unidentified[rec.param]})")
     else:
         msg = (f"beyond r = {value:.4f} no amount of RFT reaches retention {sigma:g}; below it a finite D does"
                if has_d else f"beyond r = {value:.4f} retention falls below {sigma:g} (this form has no RFT term)")
     share = float(np.mean([d >= 1 for d in draws if not math.isnan(d)])) if draws else None
     return Decision("r_crit", value, _interval(draws, law.conf), regime, msg,
-                    {"sigma": sigma, "draws": len(draws), "share_all_recoverable": share})
+                    {"sigma": sigma, "draws": len(draws), "share_all_recoverable": share, **law.interval_info()})
 
 
 # --- minimum RFT data --------------------------------------------------------------------------------------
@@ -194,6 +239,11 @@ def min_rft_data(law: Law, r: float, sigma: float) -> Decision:
     law._need("compression")
     if not (0 <= r < 1):
         raise ComplawError(f"--r {r}: the compression ratio must lie in [0, 1)")
+    why = law.not_identifiable("D_min")
+    if why:
+        return Decision("D_min", math.nan, None, "not-identifiable", why,
+                        {"r": r, "sigma": sigma, "unit": law.unit.name, "share_unreachable": None,
+                         **law.interval_info()})
     value, regime = _d_min(law, law.params, r, sigma)
     draws = [_d_min(law, th, r, sigma)[0] for th in law.draws()]
     finite_draws = [d for d in draws if math.isfinite(d)]
@@ -206,7 +256,7 @@ def min_rft_data(law: Law, r: float, sigma: float) -> Decision:
     }[regime]
     share_unreach = float(np.mean([not math.isfinite(d) for d in draws])) if draws else None
     return Decision("D_min", value, _interval(finite_draws, law.conf), regime, msg,
-                    {"r": r, "sigma": sigma, "unit": unit, "share_unreachable": share_unreach})
+                    {"r": r, "sigma": sigma, "unit": unit, "share_unreachable": share_unreach, **law.interval_info()})
 
 
 # --- speed ---------------------------------------------------------------------------------------------
@@ -227,11 +277,15 @@ def speedup(law: Law, r: float) -> Decision:
         raise ComplawError(f"form {law.form.name} is not a speed law; fit or give one with form 'speed'")
     if not (0 <= r < 1):
         raise ComplawError(f"--r {r}: the compression ratio must lie in [0, 1)")
+    why = law.not_identifiable("speedup")
+    if why:
+        return Decision("speedup", math.nan, None, "not-identifiable", why,
+                        {"r": r, "runtime_ratio": None, **law.interval_info()})
     value = _speedup(law, law.params, r)
     draws = [_speedup(law, th, r) for th in law.draws()]
     return Decision("speedup", value, _interval(draws, law.conf), "speed",
                     f"at r = {r:g} runtime × {1 / value:.3f} ({value:.2f}× faster)",
-                    {"r": r, "runtime_ratio": 1 / value})
+                    {"r": r, "runtime_ratio": 1 / value, **law.interval_info()})
 
 
 # --- planning ------------------------------------------------------------------------------------------
@@ -316,6 +370,10 @@ def plan(law: Law, *, sigma: float | None = None, budget: float | None = None, c
         raise ComplawError(f"ratio grid r_max={r_max}, r_step={r_step}: need 0 < r_step ≤ r_max < 1")
     law._need("compression")
     cost = cost or CostModel()
+    why = law.not_identifiable("D_min" if law.form.term("recovery") is not None else "r_crit")
+    if why:
+        return Plan("min-cost" if sigma is not None else "max-retention", sigma if sigma is not None else budget,
+                    None, pd.DataFrame(columns=["r", "D", "runtime_ratio", "retention", "cost"]), {}, (why,))
     notes = []
     if speed is None and cost.serving_volume > 0:
         notes.append("no speed law given: serving cost is taken as independent of r")

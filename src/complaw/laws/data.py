@@ -32,8 +32,8 @@ VARIABLES: dict[str, str] = {
     "model": "base-model id (bootstrap cluster; leave-one-model-out)",
     "method": "compression method (laws are fitted per method by default)",
     "metric": "metric/task name (laws are fitted per metric by default)",
-    "direction": "metric direction per row: higher or lower (is better)",
-    "N": "base-model size in parameters (fit-small-predict-largest)",
+    "direction": "metric direction per row: higher/max/1 or lower/min/0 (is better)",
+    "N": "base-model size, in parameters unless a unit is given (--n-unit)",
 }
 NUMERIC = ("L", "L0", "r", "D", "S", "S0", "N")
 POSITIVE = ("L", "L0", "S", "S0", "N")  # used under a log, or a size
@@ -41,9 +41,12 @@ POSITIVE = ("L", "L0", "S", "S0", "N")  # used under a log, or a size
 _HIGHER_WORDS = ("acc", "accuracy", "f1", "exact", "score", "bleu", "rouge", "retention", "speedup", "mcc")
 _LOWER_WORDS = ("loss", "ppl", "perplexity", "nll", "ce", "cross_entropy", "error", "latency", "runtime", "time")
 _DIRECTION_ALIASES = {
-    "higher": HIGHER, "higher_is_better": HIGHER, "max": HIGHER, "up": HIGHER, "+": HIGHER,
-    "lower": LOWER, "lower_is_better": LOWER, "min": LOWER, "down": LOWER, "-": LOWER,
+    "higher": HIGHER, "higher_is_better": HIGHER, "max": HIGHER, "up": HIGHER, "+": HIGHER, "1": HIGHER,
+    "true": HIGHER,
+    "lower": LOWER, "lower_is_better": LOWER, "min": LOWER, "down": LOWER, "-": LOWER, "0": LOWER, "false": LOWER,
 }
+#: How the direction values read, for --help and messages.
+DIRECTION_HELP = "higher (also max, 1: higher is better, e.g. accuracy) or lower (also min, 0: e.g. loss, perplexity)"
 _OK_STATUS = ("success", "ok", "done", "")
 
 
@@ -120,10 +123,27 @@ def parse_mapping(items: list[str] | str | None) -> dict[str, str]:
     return out
 
 
-def normalise_direction(value) -> str:
-    key = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+def plain(value):
+    """A cell value as plain Python for messages: ``0`` not ``np.int64(0)``, ``nan`` not ``np.float64(nan)``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def show(value) -> str:
+    """``repr`` of :func:`plain` (strings keep their quotes; ``nan`` and numbers are bare)."""
+    v = plain(value)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def normalise_direction(value, where: str = "direction") -> str:
+    """``higher``/``lower`` from a direction value: higher/max/1 or lower/min/0 (and a few synonyms)."""
+    v = plain(value)
+    key = str(v).strip().lower().replace("-", "_").replace(" ", "_")
     if key not in _DIRECTION_ALIASES:
-        raise ComplawError(f"direction {value!r}: use 'higher' (accuracy-like) or 'lower' (loss-like)")
+        raise ComplawError(f"{where} {show(value)}: use {DIRECTION_HELP}")
     return _DIRECTION_ALIASES[key]
 
 
@@ -181,16 +201,17 @@ class LawData:
     def direction(self, given: str | None = None) -> str:
         """The one metric direction of these rows: given, from a ``direction`` column, or from ``metric``."""
         if given is not None:
-            return normalise_direction(given)
+            return normalise_direction(given, "--direction")
         if "direction" in self.frame.columns:
-            found = {normalise_direction(v) for v in self.frame["direction"].dropna().unique()}
+            found = {normalise_direction(v, f"{self.source}: direction value")
+                     for v in self.frame["direction"].dropna().unique()}
         elif "metric" in self.frame.columns:
             found = set()
             for m in self.frame["metric"].dropna().unique():
                 d = infer_direction(m)
                 if d is None:
                     raise ComplawError(
-                        f"metric {m!r}: cannot tell whether higher or lower is better; "
+                        f"metric {show(m)}: cannot tell whether higher or lower is better; "
                         "pass --direction higher|lower or add a direction column"
                     )
                 found.add(d)
@@ -250,13 +271,57 @@ class LawData:
                         cell = raw.iloc[row]
                         raise ComplawError(
                             f"{self.source}: {self.label(col)} {what} in {int(mask.sum())} row(s), first data row "
-                            f"{row + 1} (value {cell!r}); {fix}"
+                            f"{row + 1} (value {show(cell)}); {fix}"
                         )
                     reasons[f"{col} {what}"] = reasons.get(f"{col} {what}", 0) + int(mask.sum())
                     bad |= mask
             frame[col] = values
         frame = frame.loc[~bad].reset_index(drop=True)
         return frame, reasons
+
+
+def check_direction(ld: LawData, given: str | None) -> None:
+    """An explicit direction must not contradict a metric's name or the direction column.
+
+    ``--direction higher`` on a metric named ``c4_ppl`` would flip every sign verdict; it is an error that
+    names both (drop --direction, or fix the column) rather than a silent override.
+    """
+    if given is None:
+        return
+    want = normalise_direction(given, "--direction")
+    if "direction" in ld.frame.columns:
+        for v in ld.frame["direction"].dropna().unique():
+            d = normalise_direction(v, f"{ld.source}: direction value")
+            if d != want:
+                raise ComplawError(
+                    f"--direction {given}: contradicts the direction column of {ld.source} (value {show(v)}, "
+                    f"i.e. {d} is better); drop --direction to use the column, or correct the column"
+                )
+    if "metric" in ld.frame.columns:
+        for m in ld.frame["metric"].dropna().unique():
+            d = infer_direction(m)
+            if d is not None and d != want:
+                raise ComplawError(
+                    f"--direction {given}: contradicts metric {show(m)}, whose name says {d} is better; "
+                    "drop --direction (the name decides), or add a direction column if the name misleads"
+                )
+
+
+def apply_mapping(frame: pd.DataFrame, mapping: dict[str, str], name: str) -> pd.DataFrame:
+    """Rename the table's columns to law variables (``{variable: column}``), checking both sides."""
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    for var, col in mapping.items():
+        if var not in VARIABLES:
+            raise ComplawError(f"--map {var}={col}: {var!r} is not a law variable; use one of {', '.join(VARIABLES)}")
+        if col not in frame.columns:
+            raise ComplawError(
+                f"--map {var}={col}: {name} has no column {col!r}; columns are {', '.join(frame.columns)}"
+            )
+    # A mapped column replaces any same-named column the table already had.
+    frame = frame.drop(columns=[c for c in mapping if c in frame.columns and mapping[c] != c])
+    frame = frame.rename(columns={col: var for var, col in mapping.items()})
+    return frame.loc[:, ~frame.columns.duplicated()]
 
 
 def load_results(
@@ -281,19 +346,7 @@ def load_results(
         frame, name = source.copy(), "table"
     else:
         frame, name = read_table(source, table), str(source)
-    frame.columns = [str(c) for c in frame.columns]
-    for var, col in mapping.items():
-        if var not in VARIABLES:
-            raise ComplawError(f"--map {var}={col}: {var!r} is not a law variable; use one of {', '.join(VARIABLES)}")
-        if col not in frame.columns:
-            raise ComplawError(
-                f"--map {var}={col}: {name} has no column {col!r}; columns are {', '.join(frame.columns)}"
-            )
-    # A mapped column replaces any same-named column the table already had.
-    targets = set(mapping)
-    frame = frame.drop(columns=[c for c in targets if c in frame.columns and mapping[c] != c])
-    frame = frame.rename(columns={col: var for var, col in mapping.items()})
-    frame = frame.loc[:, ~frame.columns.duplicated()]
+    frame = apply_mapping(frame, mapping, name)
     dropped: dict[str, int] = {}
     if "status" in frame.columns:
         ok = frame["status"].fillna("").astype(str).str.strip().str.lower().isin(_OK_STATUS)

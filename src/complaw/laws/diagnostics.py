@@ -1,8 +1,12 @@
 """Identifiability and design diagnostics, as plain-language warnings.
 
-A law fitted to a design that cannot identify it still prints numbers; these checks say so instead.
+A law fitted to a design that cannot identify it would still print numbers; these checks say so instead.
+:func:`unidentified` names the parameters the design cannot identify (a single base model for α, a
+single amount of RFT data for γ, a single ratio for the r-exponent, a rank-deficient design), which the
+fit then reports without estimate, interval or sign verdict; :func:`diagnose` gives the warnings.
 
     >>> for w in diagnose(form, frame, unit, X): print(w.code, w.message)
+    >>> unidentified(form, frame, X)      # ({"gamma": "every row has D = 0 (no recovery …"}, rank)
 """
 
 from __future__ import annotations
@@ -38,6 +42,64 @@ def condition_number(X: np.ndarray) -> float:
     return float(np.linalg.cond(X / norms))
 
 
+def _value(v) -> str:
+    v = float(v)
+    return f"{v:.4g}"
+
+
+def estimability(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rank, estimable, null) of a design: its numeric rank (columns scaled to unit length), which
+    parameters have a unique least-squares value, and a basis of its null space (rows, one per direction
+    along which the parameters can move without changing the fit)."""
+    n, p = X.shape
+    if p == 0:
+        return 0, np.zeros(0, dtype=bool), np.zeros((0, 0))
+    norms = np.linalg.norm(X, axis=0)
+    norms[norms == 0] = 1.0
+    _, s, vt = np.linalg.svd(X / norms, full_matrices=True)
+    tol = (s.max() if s.size else 0.0) * max(n, p) * np.finfo(float).eps
+    rank = int((s > tol).sum())
+    null = vt[rank:]
+    estimable = np.all(np.abs(null) < 1e-8, axis=0) if len(null) else np.ones(p, dtype=bool)
+    return rank, estimable, null
+
+
+def unidentified(form: LawForm, frame: pd.DataFrame, X: np.ndarray) -> tuple[dict[str, str], int]:
+    """Parameters this design cannot identify, each with the reason; and the design's rank.
+
+    A single value of a factor's column makes its parameter a constant in disguise (with every row at
+    D = 0, γ is the law's level divided by ln 2), whether or not the design is numerically of full rank;
+    a rank-deficient design leaves more parameters without a unique value.
+    """
+    names = form.param_names
+    out: dict[str, str] = {}
+    base = form.term("base")
+    if base is not None and frame[base.column].nunique() == 1:
+        out[base.param] = (f"every row has {base.column} = {_value(frame[base.column].iloc[0])} (one base model): "
+                           f"{base.param} cannot be told apart from the law's level")
+    rec = form.term("recovery")
+    if rec is not None and frame[rec.column].nunique() == 1:
+        d = float(frame[rec.column].iloc[0])
+        out[rec.param] = ("every row has D = 0 (no recovery fine-tuning)" if d == 0 else
+                          f"every row has D = {_value(d)} (one amount of recovery data)") + \
+            f": {rec.param} cannot be estimated"
+    comp = form.term("compression")
+    if comp is not None and frame[comp.column].nunique() == 1:
+        out[comp.param] = (f"every row has {comp.column} = {_value(frame[comp.column].iloc[0])} (one compression "
+                           f"ratio): the {comp.param} exponent cannot be estimated")
+    rank, estimable, null = estimability(X)
+    for j in np.flatnonzero(~estimable):
+        name = names[j]
+        if name in out:
+            continue
+        partners = sorted({names[k] for vec in null if abs(vec[j]) >= 1e-8
+                           for k in np.flatnonzero(np.abs(vec) >= 1e-8) if k != j})
+        out[name] = ("the design is rank-deficient: " + name + (" is confounded with " + ", ".join(partners)
+                                                               if partners else " multiplies a column of zeros")
+                     + " (a factor is constant or a copy of another)")
+    return {k: out[k] for k in names if k in out}, rank
+
+
 def diagnose(form: LawForm, frame: pd.DataFrame, unit: DUnit, X: np.ndarray) -> list[Diagnostic]:
     """Warnings about what this design cannot tell (one per problem found)."""
     out: list[Diagnostic] = []
@@ -47,7 +109,7 @@ def diagnose(form: LawForm, frame: pd.DataFrame, unit: DUnit, X: np.ndarray) -> 
         if len(values) == 1:
             out.append(Diagnostic(
                 "single-base",
-                f"every row has the same {base.column} = {values[0]:.4g}: {base.param} is not identifiable "
+                f"every row has the same {base.column} = {_value(values[0])}: {base.param} is not identifiable "
                 f"(it only rescales the fit); add base models of different quality",
             ))
     rec = form.term("recovery")
@@ -57,8 +119,10 @@ def diagnose(form: LawForm, frame: pd.DataFrame, unit: DUnit, X: np.ndarray) -> 
         if len(values) == 1:
             out.append(Diagnostic(
                 "single-D",
-                f"every row has D = {values[0]:.4g}: {rec.param} is not identifiable; "
-                "add rows with other amounts of recovery data (including D = 0)",
+                f"every row has D = {_value(values[0])}"
+                + (" (no recovery fine-tuning)" if float(values[0]) == 0 else "")
+                + f": {rec.param} is not identifiable; add rows with other amounts of recovery data"
+                + (" (including D = 0)" if float(values[0]) != 0 else ""),
             ))
         else:
             x0 = float(rec.transform.fn(np.array([0.0]), unit)[0])

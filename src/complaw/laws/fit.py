@@ -1,4 +1,4 @@
-"""Fitting a law form to results: OLS in log space (default) or summed Huber, with a cluster bootstrap.
+"""Fitting a law form to results: OLS in log space (default) or summed Huber, with honest intervals.
 
     >>> result = fit("results.csv", "sengupta2025", mapping="L=acc L0=base_acc r=ratio D=rft", direction="higher")
     >>> print(result.summary())
@@ -6,7 +6,15 @@
 
 The result is immutable and carries everything needed downstream: estimates with standard errors,
 intervals and p-values; centred and uncentred R²; F; AIC/BIC; errors on the original scale; the design
-diagnostics and sign-condition verdict; and the bootstrap draws that give every decision its interval.
+diagnostics, the sign-condition verdict and whether the fit is reliable; which parameters the design
+cannot identify (they get no estimate, interval or verdict); and the draws that give every decision its
+interval.
+
+Intervals (``interval=``): ``auto`` resamples base-model clusters when there are at least 2 (flagged as
+rough below :data:`MIN_CLUSTERS`), refuses the cluster bootstrap with one cluster (it would redraw the
+same rows every time: zero-width intervals) and falls back to the model-based OLS interval, and resamples
+rows when there is no cluster column; ``cluster``, ``rows`` and ``ols`` choose one kind. The kind and the
+cluster count are stored with every interval.
 """
 
 from __future__ import annotations
@@ -18,32 +26,64 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import optimize, stats
+from scipy import special  # t and F distributions; far lighter to import than scipy.stats or statsmodels
 
 from complaw.errors import ComplawError
-from complaw.laws.data import LawData, as_law_data
-from complaw.laws.diagnostics import Diagnostic, condition_number, diagnose
+from complaw.laws.data import LawData, as_law_data, check_direction
+from complaw.laws.diagnostics import COND_LIMIT, Diagnostic, condition_number, diagnose, unidentified
 from complaw.laws.forms import DUnit, LawForm, get_form
 
 #: Huber threshold on log residuals; Chinchilla (Hoffmann et al. 2022) used 1e-3.
 HUBER_DELTA = 1e-3
+#: Interval kinds a fit can be asked for.
+INTERVALS = ("auto", "cluster", "rows", "ols")
+#: Below this many clusters, cluster-bootstrap percentile intervals are flagged as rough.
+MIN_CLUSTERS = 10
+#: What each interval kind is, for messages and reports.
+INTERVAL_TEXT = {
+    "cluster-bootstrap": "cluster bootstrap",
+    "row-bootstrap": "row bootstrap",
+    "ols": "model-based (OLS)",
+    "none": "none",
+}
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """One parameter: estimate, standard error, interval, p-value (and bootstrap interval if drawn)."""
+    """One parameter: estimate, standard error, interval, p-value (and bootstrap interval if drawn).
+
+    A parameter the design cannot identify has ``identifiable=False``, the ``reason``, and no estimate,
+    standard error, interval or p-value (all NaN / None).
+
+    Attributes:
+        ci: the model-based (t) interval; for a robust fit, the bootstrap interval.
+        boot_ci: the bootstrap percentile interval, when a bootstrap was drawn.
+        interval_kind: how the fit's intervals were made (``cluster-bootstrap``, ``row-bootstrap``,
+            ``ols`` or ``none``).
+        clusters: the number of clusters resampled (0 when rows were resampled or nothing was).
+    """
 
     name: str
     estimate: float
     se: float
-    ci: tuple[float, float]
+    ci: tuple[float, float] | None
     pvalue: float
     boot_ci: tuple[float, float] | None = None
+    identifiable: bool = True
+    reason: str = ""
+    interval_kind: str = "ols"
+    clusters: int = 0
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The interval to quote: the bootstrap one when drawn, else the model-based one."""
+        return self.boot_ci if self.boot_ci is not None else self.ci
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "estimate": self.estimate, "se": self.se, "ci": list(self.ci),
-                "pvalue": self.pvalue, "boot_ci": list(self.boot_ci) if self.boot_ci else None}
+        return {"name": self.name, "estimate": self.estimate, "se": self.se,
+                "ci": list(self.ci) if self.ci else None, "pvalue": self.pvalue,
+                "boot_ci": list(self.boot_ci) if self.boot_ci else None, "identifiable": self.identifiable,
+                "reason": self.reason, "interval_kind": self.interval_kind, "clusters": self.clusters}
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,26 +117,63 @@ class FitResult:
     conf: float = 0.95
     group: dict[str, str] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
-    boot: np.ndarray | None = None  # (B, p) bootstrap draws in param order
+    boot: np.ndarray | None = None  # (B, p) draws in param order: bootstrap, or model-based for "ols"
     cluster: str | None = None
     n_clusters: int = 0
+    interval_kind: str = "ols"  # see INTERVAL_TEXT
+    interval_note: str = ""  # why the intervals are rough, or why the bootstrap was refused
+    unidentified: dict[str, str] = field(default_factory=dict)  # parameter → why the design cannot identify it
+    unreliable: tuple[str, ...] = ()  # why the fit as a whole is not to be trusted
+    theta: np.ndarray | None = None  # the numeric solution (also of unidentified parameters), for predictions
+    rank: int = 0
 
     # --- views ------------------------------------------------------------------------------------
     @property
     def coef(self) -> dict[str, float]:
+        """Estimates by name (NaN for a parameter the design cannot identify)."""
         return {k: v.estimate for k, v in self.params.items()}
 
     @property
     def coef_vector(self) -> np.ndarray:
+        """The numeric solution in parameter order: what predictions use. A parameter the design cannot
+        identify still has a value here (one of many that fit equally well); do not read it as an estimate."""
+        if self.theta is not None:
+            return np.asarray(self.theta, dtype=float)
         return np.array([self.params[k].estimate for k in self.form.param_names])
 
     @property
     def sign_ok(self) -> bool:
+        """No identifiable parameter violates its sign condition (see :attr:`sign_unknown` for the rest)."""
         return not self.sign_violations
+
+    @property
+    def sign_unknown(self) -> tuple[str, ...]:
+        """Parameters with a sign condition that the design cannot identify (no verdict for them)."""
+        return tuple(p for p in self.form.sign_conditions(self.direction) if p in self.unidentified)
+
+    @property
+    def status(self) -> str:
+        """``ok`` or ``unreliable`` (fewer than 3 ratios, a negative centred R², an ill-conditioned design)."""
+        return "unreliable" if self.unreliable else "ok"
+
+    @property
+    def identified(self) -> bool:
+        return not self.unidentified
 
     @property
     def name(self) -> str:
         return self.form.name
+
+    def sign_text(self) -> str:
+        """``ok``, ``violated: …`` or ``not identifiable: γ``, for tables."""
+        if self.sign_violations:
+            return "violated: " + "; ".join(self.sign_violations)
+        if self.sign_unknown:
+            head = "ok for " + ", ".join(p for p in self.form.sign_conditions(self.direction)
+                                         if p not in self.unidentified) + "; " if any(
+                p not in self.unidentified for p in self.form.sign_conditions(self.direction)) else ""
+            return head + "no verdict for " + ", ".join(self.sign_unknown) + " (not identifiable)"
+        return "ok"
 
     def predict(self, data, *, smearing: bool = False) -> np.ndarray:
         """Predicted target on the original scale for rows with the form's input columns.
@@ -111,17 +188,23 @@ class FitResult:
 
     def summary(self) -> str:
         """A statsmodels-style text summary."""
+        booted = self.interval_kind in ("cluster-bootstrap", "row-bootstrap")
         lines = [
             f"Law {self.form.name}: {self.form.formula}",
             f"  group: {', '.join(f'{k}={v}' for k, v in self.group.items()) or 'all rows'}   "
             f"direction: {self.direction} is better   estimator: {self.estimator}   n = {self.n_obs}",
             f"  D unit: {self.unit.name} (scale {self.unit.scale:g}, eps {self.unit.eps:g})",
+            f"  status: {self.status}" + (": " + "; ".join(self.unreliable) if self.unreliable else ""),
             "",
             f"  {'param':<10}{'estimate':>11}{'std err':>10}{'p':>10}   {int(self.conf * 100)}% interval"
-            + ("          bootstrap" if self.boot is not None else ""),
+            + ("          bootstrap" if booted else ""),
         ]
         for e in self.params.values():
-            row = f"  {e.name:<10}{e.estimate:>11.4f}{e.se:>10.4f}{e.pvalue:>10.3g}   [{e.ci[0]:.4f}, {e.ci[1]:.4f}]"
+            if not e.identifiable:
+                lines.append(f"  {e.name:<10}   not identifiable: {e.reason}")
+                continue
+            row = f"  {e.name:<10}{e.estimate:>11.4f}{e.se:>10.4f}{e.pvalue:>10.3g}   "
+            row += f"[{e.ci[0]:.4f}, {e.ci[1]:.4f}]" if e.ci else "–"
             if e.boot_ci:
                 row += f"   [{e.boot_ci[0]:.4f}, {e.boot_ci[1]:.4f}]"
             lines.append(row)
@@ -132,37 +215,70 @@ class FitResult:
             f"  RMSE {self.rmse:.4g}   abs. rel. error mean {self.mare:.2%} median {self.median_are:.2%} "
             f"max {self.max_are:.2%}   cond. {self.condition_number:.1f}",
             f"  sign conditions ({self.form.describe_conditions(self.direction)}): "
-            + ("hold" if self.sign_ok else "VIOLATED: " + "; ".join(self.sign_violations)),
+            + ("VIOLATED: " + "; ".join(self.sign_violations) if self.sign_violations else self.sign_text()),
+            f"  intervals: {self.interval_text()}",
         ]
-        if self.boot is not None:
-            lines.append(f"  bootstrap: {len(self.boot)} resamples of "
-                         + (f"{self.n_clusters} '{self.cluster}' clusters" if self.cluster else "rows"))
         if self.dropped:
             lines.append("  rows set aside: " + ", ".join(f"{v} ({k})" for k, v in self.dropped.items()))
         lines += [f"  warning: {w.message}" for w in self.warnings]
         return "\n".join(lines)
 
+    def interval_text(self) -> str:
+        """What the intervals are: kind, resamples, clusters, and any caveat."""
+        kind = self.interval_kind
+        if kind == "cluster-bootstrap":
+            text = f"cluster bootstrap, {len(self.boot)} resamples of {self.n_clusters} '{self.cluster}' clusters"
+        elif kind == "row-bootstrap":
+            text = f"row bootstrap, {len(self.boot)} resamples of {self.n_obs} rows"
+        elif kind == "ols":
+            text = "model-based (OLS t intervals" + (
+                f"; decisions from {len(self.boot)} normal-theory draws)" if self.boot is not None else ")")
+        else:
+            text = "none"
+        return text + (f" — {self.interval_note}" if self.interval_note else "")
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the bootstrap draws, JSON-ready (NaN → None)."""
+        """Everything but the draws, JSON-ready (NaN → None)."""
+        booted = self.interval_kind in ("cluster-bootstrap", "row-bootstrap")
         return _clean({
             "form": self.form.name, "formula": self.form.formula, "intercept": self.form.intercept,
             "direction": self.direction, "estimator": self.estimator, "group": self.group,
+            "status": self.status, "unreliable": list(self.unreliable), "unidentified": dict(self.unidentified),
             "d_unit": {"name": self.unit.name, "scale": self.unit.scale, "eps": self.unit.eps},
             "params": {k: v.to_dict() for k, v in self.params.items()},
-            "n_obs": self.n_obs, "df_resid": self.df_resid, "r2": self.r2, "r2_uncentred": self.r2_uncentred,
+            "n_obs": self.n_obs, "df_resid": self.df_resid, "rank": self.rank, "r2": self.r2,
+            "r2_uncentred": self.r2_uncentred,
             "r2_adj": self.r2_adj, "r2_adj_uncentred": self.r2_adj_uncentred, "fvalue": self.fvalue,
             "f_pvalue": self.f_pvalue, "aic": self.aic, "bic": self.bic, "rmse": self.rmse, "mare": self.mare,
             "median_are": self.median_are, "max_are": self.max_are, "log_rmse": self.log_rmse,
             "smearing": self.smearing, "condition_number": self.condition_number,
             "sign_conditions": self.form.sign_conditions(self.direction), "sign_ok": self.sign_ok,
-            "sign_violations": list(self.sign_violations), "warnings": [w.to_dict() for w in self.warnings],
+            "sign_violations": list(self.sign_violations), "sign_unknown": list(self.sign_unknown),
+            "warnings": [w.to_dict() for w in self.warnings],
             "conf": self.conf, "dropped": self.dropped,
-            "bootstrap": None if self.boot is None else {
-                "resamples": len(self.boot), "cluster": self.cluster, "clusters": self.n_clusters},
+            "interval": {"kind": self.interval_kind, "cluster": self.cluster, "clusters": self.n_clusters,
+                         "draws": 0 if self.boot is None else len(self.boot), "note": self.interval_note},
+            "bootstrap": {"resamples": len(self.boot), "cluster": self.cluster, "clusters": self.n_clusters}
+            if booted else None,
         })
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+
+@dataclass(frozen=True)
+class FitFailure:
+    """A (group, form) that could not be fitted, with the one-line reason: a row of the table, not an abort."""
+
+    form: str
+    group: dict[str, str]
+    reason: str
+    n_rows: int = 0
+    status: str = "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"form": self.form, "group": self.group, "status": self.status, "reason": self.reason,
+                "n_rows": self.n_rows}
 
 
 def _clean(obj):
@@ -195,6 +311,8 @@ def huber_fit(X: np.ndarray, y: np.ndarray, *, delta: float = HUBER_DELTA, start
         rng = np.random.default_rng(seed)
         scale = np.maximum(np.abs(ols), 0.5)
         starts = np.vstack([ols, np.zeros_like(ols), ols + rng.normal(0, 1, (6, len(ols))) * scale])
+    from scipy import optimize  # only the robust fit needs it (and it is slow to import)
+
     best, best_loss = ols, math.inf
     for s in np.atleast_2d(starts):
         res = optimize.minimize(_huber_loss, s, args=(X, y, delta), jac=True, method="L-BFGS-B",
@@ -239,6 +357,56 @@ def _bootstrap(X, y, groups: np.ndarray, B: int, rng, estimator: str, delta: flo
     return draws
 
 
+
+
+def _model_draws(theta: np.ndarray, cov: np.ndarray, df: int, B: int, rng) -> np.ndarray:
+    """B draws from the OLS sampling distribution of the estimates (multivariate t with ``df``)."""
+    w, V = np.linalg.eigh((cov + cov.T) / 2)
+    root = V * np.sqrt(np.clip(w, 0.0, None))
+    z = rng.standard_normal((B, len(theta))) @ root.T
+    scale = np.sqrt(df / rng.chisquare(df, B))[:, None] if df > 0 else 1.0
+    return theta[None, :] + z * scale
+
+
+def _choose_interval(interval: str, *, robust: bool, bootstrap: int, cl: str | None, cluster: str | None,
+                     clusters: list[str], where: str) -> tuple[str, str]:
+    """The interval kind to use, and a note when it is rough or when the asked-for kind was refused."""
+    k = len(clusters)
+    if interval == "ols":
+        if robust:
+            raise ComplawError("--interval ols: model-based intervals are for the OLS fit; with --robust use "
+                               "--interval cluster or rows")
+        return "ols", ""
+    if bootstrap == 0:
+        return ("none" if robust else "ols"), ""
+    alt = "--interval rows (row bootstrap)" + ("" if robust else " or --interval ols (model-based)")
+    if interval == "rows":
+        return "row-bootstrap", ""
+    if cl is None:
+        if interval == "cluster":
+            raise ComplawError(f"{where}: --interval cluster: no column {cluster!r} to resample as clusters; "
+                               f"map the base-model column with --map model=COLUMN, or use {alt}")
+        return "row-bootstrap", ""
+    if k < 2:
+        why = (f"one '{cl}' cluster ({cl} = {clusters[0] if clusters else '?'}): a cluster bootstrap would redraw "
+               "the same rows every time and give zero-width intervals")
+        if interval == "cluster":
+            raise ComplawError(f"{where}: --interval cluster: {why}; use {alt}")
+        if robust:
+            return "row-bootstrap", f"cluster bootstrap refused: {why}; rows resampled instead"
+        return "ols", f"cluster bootstrap refused: {why}; intervals are model-based (OLS) instead, or use --interval rows"
+    if k < MIN_CLUSTERS:
+        return "cluster-bootstrap", (f"only {k} '{cl}' clusters: cluster-bootstrap percentile intervals are rough "
+                                     f"below {MIN_CLUSTERS}; the alternatives are {alt}")
+    return "cluster-bootstrap", ""
+
+
+def _has_constant(X: np.ndarray, rank: int) -> bool:
+    """Whether the design spans a constant (an intercept, or a column constant over the rows)."""
+    aug = np.column_stack([X, np.ones(len(X))])
+    return int(np.linalg.matrix_rank(aug)) == rank
+
+
 def fit(
     data,
     form: str | LawForm = "sengupta2025",
@@ -249,6 +417,7 @@ def fit(
     huber_delta: float = HUBER_DELTA,
     bootstrap: int = 1000,
     cluster: str | None = "model",
+    interval: str = "auto",
     conf: float = 0.95,
     seed: int = 0,
     drop_invalid: bool = False,
@@ -264,74 +433,107 @@ def fit(
         unit: the D unit (name, scale, ε) the law sees; default raw samples with ε = 1.
         robust: minimise summed Huber loss of log residuals (several starts) instead of OLS.
         huber_delta: Huber threshold on log residuals.
-        bootstrap: number of bootstrap resamples (0 for none).
+        bootstrap: number of bootstrap resamples, or of model-based draws for decisions (0 for none).
         cluster: column whose values are resampled together (rows of one base model are not independent);
             rows are resampled individually when the column is absent.
+        interval: ``auto`` (see the module docstring), ``cluster``, ``rows`` or ``ols``.
         conf: confidence level of the intervals.
         seed: seed of the bootstrap and the robust starts.
         drop_invalid: set invalid rows aside (counted) instead of stopping at the first.
         mapping: column mapping when ``data`` is a path or DataFrame.
         group: the group this fit belongs to (for reports).
+
+    Raises:
+        ComplawError: bad settings, invalid cells, too few rows, or a design that identifies nothing.
     """
     form = get_form(form)
     unit = unit or DUnit()
-    ld: LawData = as_law_data(data, mapping=mapping)
-    direction = form.direction_for(direction if direction is not None or form.fixed_direction else ld.direction())
-    frame, dropped_here = ld.rows_for(form, drop_invalid=drop_invalid)
-    dropped = {**ld.dropped, **dropped_here}
-    y, X = form.design(frame, unit)
-    n, p = X.shape
-    if n < p + 1:
-        raise ComplawError(
-            f"{ld.source}{_group_text(group)}: {n} usable row(s) for form {form.name} with {p} parameters; "
-            f"need at least {p + 1}"
-        )
+    if interval not in INTERVALS:
+        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
     if not (0 < conf < 1):
         raise ComplawError(f"--conf {conf}: must lie in (0, 1), e.g. 0.95")
     if bootstrap < 0:
         raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
-    if np.linalg.matrix_rank(X) < p:
+    ld: LawData = as_law_data(data, mapping=mapping)
+    if form.fixed_direction:
+        direction = form.fixed_direction
+    else:
+        direction = form.direction_for(ld.direction(direction))
+    frame, dropped_here = ld.rows_for(form, drop_invalid=drop_invalid)
+    dropped = {**ld.dropped, **dropped_here}
+    where = f"{ld.source}{_group_text(group)}"
+    y, X = form.design(frame, unit)
+    n, p = X.shape
+    if n < p + 1:
         raise ComplawError(
-            f"{ld.source}{_group_text(group)}: the design of {form.name} is rank-deficient "
-            f"(a factor is constant or a copy of another); warnings: "
-            + "; ".join(w.message for w in diagnose(form, frame, unit, X)[:2])
+            f"{where}: {n} usable row(s) for form {form.name} with {p} parameters; need at least {p + 1}"
+        )
+    names = form.param_names
+    unident, rank = unidentified(form, frame, X)
+    if len(unident) == p:
+        raise ComplawError(
+            f"{where}: the design identifies no parameter of {form.name} ("
+            + "; ".join(f"{k}: {v}" for k, v in list(unident.items())[:2]) + ")"
         )
     rng = np.random.default_rng(seed)
-    names = form.param_names
-    tq = stats.t.ppf(0.5 + conf / 2, n - p)
     cl = cluster if cluster and cluster in frame.columns else None
     groups = frame[cl].astype(str).to_numpy() if cl else np.arange(n)
+    clusters = sorted(set(groups)) if cl else []
+    kind, note = _choose_interval(interval, robust=robust, bootstrap=bootstrap, cl=cl, cluster=cluster,
+                                  clusters=clusters, where=where)
+    dfr = n - rank
 
     if robust:
         theta = huber_fit(X, y, delta=huber_delta, seed=seed)
-        fvalue = f_pvalue = math.nan
+        cov = None
     else:
-        ols = sm.OLS(y, X).fit()
-        theta = np.asarray(ols.params)
-        ols_se = np.asarray(ols.bse)
-        fvalue, f_pvalue = float(ols.fvalue) if p else math.nan, float(ols.f_pvalue) if p else math.nan
-    boot = _bootstrap(X, y, groups, bootstrap, rng, "huber" if robust else "ols", huber_delta, theta) if bootstrap else None
+        pinv = np.linalg.pinv(X)  # as statsmodels: the minimum-norm solution when the design is rank-deficient
+        theta = pinv @ y
+    resid = y - X @ theta
+    ssr = float(resid @ resid)
+    if not robust:
+        cov = (ssr / dfr) * (pinv @ pinv.T)
+    if kind in ("cluster-bootstrap", "row-bootstrap") and bootstrap:
+        resample = groups if kind == "cluster-bootstrap" else np.arange(n)
+        boot = _bootstrap(X, y, resample, bootstrap, rng, "huber" if robust else "ols", huber_delta, theta)
+    elif kind == "ols" and bootstrap:
+        boot = _model_draws(theta, cov, dfr, bootstrap, rng)
+    else:
+        boot = None
     if robust:
         se = boot.std(axis=0, ddof=1) if boot is not None else np.full(p, math.nan)
     else:
-        se = ols_se
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         tstat = theta / se
-    pvals = 2 * stats.t.sf(np.abs(tstat), n - p)
+    pvals = 2 * special.stdtr(dfr, -np.abs(tstat))
+    tq = float(special.stdtrit(dfr, 0.5 + conf / 2))
     lo_q, hi_q = 100 * (0.5 - conf / 2), 100 * (0.5 + conf / 2)
+    booted = kind in ("cluster-bootstrap", "row-bootstrap") and boot is not None
+    n_clusters = len(clusters) if kind == "cluster-bootstrap" else 0
     params = {}
     for j, name in enumerate(names):
-        boot_ci = (float(np.percentile(boot[:, j], lo_q)), float(np.percentile(boot[:, j], hi_q))) if boot is not None else None
-        ci = boot_ci if robust and boot_ci else (float(theta[j] - tq * se[j]), float(theta[j] + tq * se[j]))
-        params[name] = Estimate(name, float(theta[j]), float(se[j]), ci, float(pvals[j]), boot_ci)
+        if name in unident:
+            params[name] = Estimate(name, math.nan, math.nan, None, math.nan, None, False, unident[name], kind,
+                                    n_clusters)
+            continue
+        boot_ci = (float(np.percentile(boot[:, j], lo_q)), float(np.percentile(boot[:, j], hi_q))) if booted else None
+        ci = boot_ci if robust else (float(theta[j] - tq * se[j]), float(theta[j] + tq * se[j]))
+        params[name] = Estimate(name, float(theta[j]), float(se[j]), ci, float(pvals[j]), boot_ci, True, "", kind,
+                                n_clusters)
 
-    resid = y - X @ theta
-    ssr = float(resid @ resid)
     sst_c = float(((y - y.mean()) ** 2).sum())
     sst_u = float(y @ y)
     r2 = 1 - ssr / sst_c if sst_c > 0 else math.nan
     r2_u = 1 - ssr / sst_u if sst_u > 0 else math.nan
-    dfr = n - p
+    if robust or dfr <= 0:
+        fvalue = f_pvalue = math.nan
+    else:  # as statsmodels: against the constant-only model when the design spans a constant, else against 0
+        const = _has_constant(X, rank)
+        df_model = rank - int(const)
+        explained = (sst_c if const else sst_u) - ssr
+        fvalue = (explained / df_model) / (ssr / dfr) if df_model > 0 and ssr > 0 else math.nan
+        f_pvalue = float(special.fdtrc(df_model, dfr, fvalue)) if math.isfinite(fvalue) else math.nan
     llf = -0.5 * n * (math.log(2 * math.pi * max(ssr, 1e-300) / n) + 1)
     target = frame[form.target].to_numpy(dtype=float)
     pred = np.exp(form.predict_log(theta, frame, unit))
@@ -339,20 +541,36 @@ def fit(
     conds = form.sign_conditions(direction)
     violations = tuple(
         f"{k} = {params[k].estimate:.4g} should be {'> 0' if s > 0 else '< 0'}"
-        for k, s in conds.items() if np.sign(params[k].estimate) != s
+        for k, s in conds.items() if k not in unident and np.sign(params[k].estimate) != s
     )
+    cond = condition_number(X)
+    unreliable = []
+    comp = form.term("compression")
+    if comp is not None and frame[comp.column].nunique() < 3:
+        unreliable.append(f"only {frame[comp.column].nunique()} distinct compression ratio(s) (fewer than 3)")
+    if math.isfinite(r2) and r2 < 0:
+        unreliable.append(f"negative centred R² ({r2:.3g}): the law fits worse than a constant")
+    if math.isfinite(cond) and cond > COND_LIMIT:
+        unreliable.append(f"ill-conditioned design (condition number {cond:.0f} > {COND_LIMIT:.0f})")
+    warnings = list(diagnose(form, frame, unit, X))
+    warnings += [Diagnostic("rank-deficient", f"{k}: {v}") for k, v in unident.items()
+                 if v.startswith("the design is rank-deficient")]
+    if note:
+        code = "bootstrap-refused" if "refused" in note else "few-clusters"
+        warnings.append(Diagnostic(code, note))
     return FitResult(
         form=form, direction=direction, unit=unit, estimator="huber" if robust else "ols", params=params,
         n_obs=n, df_resid=dfr, r2=r2, r2_uncentred=r2_u,
         r2_adj=1 - (1 - r2) * (n - 1) / dfr if dfr > 0 else math.nan,
         r2_adj_uncentred=1 - (1 - r2_u) * n / dfr if dfr > 0 else math.nan,
-        fvalue=fvalue, f_pvalue=f_pvalue, aic=-2 * llf + 2 * p, bic=-2 * llf + p * math.log(n),
+        fvalue=fvalue, f_pvalue=f_pvalue, aic=-2 * llf + 2 * rank, bic=-2 * llf + rank * math.log(n),
         rmse=float(np.sqrt(np.mean((pred - target) ** 2))), mare=float(are.mean()),
         median_are=float(np.median(are)), max_are=float(are.max()), log_rmse=math.sqrt(ssr / n),
-        smearing=float(np.mean(np.exp(resid))), condition_number=condition_number(X),
-        warnings=tuple(diagnose(form, frame, unit, X)), sign_violations=violations, conf=conf,
-        group=dict(group or {}), dropped=dropped, boot=boot, cluster=cl,
-        n_clusters=int(len(np.unique(groups))) if cl else 0,
+        smearing=float(np.mean(np.exp(resid))), condition_number=cond,
+        warnings=tuple(warnings), sign_violations=violations, conf=conf,
+        group=dict(group or {}), dropped=dropped, boot=boot, cluster=cl if kind == "cluster-bootstrap" else None,
+        n_clusters=n_clusters, interval_kind=kind, interval_note=note, unidentified=unident,
+        unreliable=tuple(unreliable), theta=np.asarray(theta, dtype=float), rank=rank,
     )
 
 
@@ -365,6 +583,54 @@ def default_groups(ld: LawData) -> list[str]:
     return [c for c in ("method", "metric") if c in ld.frame.columns]
 
 
+def fit_each(
+    data,
+    forms: list[str | LawForm] | str = "sengupta2025",
+    *,
+    group: list[str] | None = None,
+    mapping=None,
+    direction: str | None = None,
+    drop_invalid: bool = False,
+    **kwargs,
+) -> list[FitResult | FitFailure]:
+    """Fit every form to every group on its own: one verdict per (group, form), in group order.
+
+    A group that cannot be fitted (too few rows, a design that identifies nothing, a direction it cannot
+    tell) becomes a :class:`FitFailure` with its reason; the other groups are fitted. Problems of the
+    whole table stop it with :class:`~complaw.errors.ComplawError`: an unknown form or group column, a
+    missing column, an invalid cell (unless ``drop_invalid``), or a ``direction`` that contradicts a metric
+    name.
+    """
+    ld = as_law_data(data, mapping=mapping)
+    forms = [forms] if isinstance(forms, (str, LawForm)) else list(forms)
+    forms = [get_form(f) for f in forms]
+    by = default_groups(ld) if group is None else group
+    groups = ld.groups(by)
+    check_direction(ld, direction)
+    for f in forms:  # missing columns and invalid cells are the table's problem, named by its own row numbers
+        ld.rows_for(f, drop_invalid=drop_invalid)
+    out: list[FitResult | FitFailure] = []
+    for key, sub in groups:
+        for f in forms:
+            try:
+                out.append(fit(sub, f, group=key, direction=direction, drop_invalid=drop_invalid, **kwargs))
+            except ComplawError as err:
+                if str(err).startswith("--"):  # a bad setting (--interval, --conf, …) is no group's fault
+                    raise
+                out.append(FitFailure(f.name, key, _without_source(str(err), sub.source), len(sub.frame)))
+    return out
+
+
+def _without_source(message: str, source: str) -> str:
+    """A group failure's reason without the leading ``source [group]:`` (the row names the group)."""
+    if message.startswith(source):
+        rest = message[len(source):]
+        if rest.startswith(" ["):
+            rest = rest[rest.index("]") + 1:]
+        return rest.lstrip(": ").strip() or message
+    return message
+
+
 def fit_groups(
     data,
     forms: list[str | LawForm] | str = "sengupta2025",
@@ -373,15 +639,17 @@ def fit_groups(
     mapping=None,
     **kwargs,
 ) -> list[FitResult]:
-    """Fit every form to every group (default groups: method × metric). Returns one result per pair."""
-    ld = as_law_data(data, mapping=mapping)
-    forms = [forms] if isinstance(forms, (str, LawForm)) else list(forms)
-    forms = [get_form(f) for f in forms]
-    by = default_groups(ld) if group is None else group
+    """Fit every form to every group (default groups: method × metric). Returns one result per pair.
+
+    Strict: the first group that cannot be fitted raises :class:`~complaw.errors.ComplawError` naming
+    it. Use :func:`fit_each` to keep going and get the failures as rows.
+    """
     out = []
-    for key, sub in ld.groups(by):
-        for f in forms:
-            out.append(fit(sub, f, group=key, **kwargs))
+    for item in fit_each(data, forms, group=group, mapping=mapping, **kwargs):
+        if isinstance(item, FitFailure):
+            where = ", ".join(f"{k}={v}" for k, v in item.group.items())
+            raise ComplawError(f"{'[' + where + '] ' if where else ''}{item.form}: {item.reason}")
+        out.append(item)
     return out
 
 
@@ -397,7 +665,8 @@ def compare(results: list[FitResult]) -> pd.DataFrame:
         row.update({
             "n": res.n_obs, "R2_uncentred": res.r2_uncentred, "R2": res.r2, "adj_R2": res.r2_adj,
             "F": res.fvalue, "AIC": res.aic, "BIC": res.bic, "RMSE": res.rmse, "MARE": res.mare,
-            "sign_ok": res.sign_ok, "warnings": len(res.warnings),
+            "sign_ok": res.sign_ok, "status": res.status, "unidentified": ", ".join(res.unidentified),
+            "interval": res.interval_kind, "warnings": len(res.warnings),
         })
         rows.append(row)
     return pd.DataFrame(rows)

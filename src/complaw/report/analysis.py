@@ -7,6 +7,11 @@ its one-line reason instead of stopping the report.
 
     >>> a = analyse(load_results("results.csv"), failures=pd.DataFrame(), unit=DUnit("M-tokens"))
     >>> a.groups[0].best_form, a.groups[0].r_crit[0.8].value
+
+Identifiability drives what is reported: the best form is the one with the lowest AIC among the forms
+whose every parameter the table identifies (a form with an unidentified parameter only wins when no form
+is fully identified), and a decision that needs an unidentified parameter is "not identifiable from this
+table" instead of a number (no D_min at all from a table without RFT rows).
 """
 
 from __future__ import annotations
@@ -20,12 +25,10 @@ import pandas as pd
 from complaw.decide import Decision, Law, critical_ratio, min_rft_data, speedup
 from complaw.errors import ComplawError
 from complaw.laws import SCHEMES, DUnit, FitResult, LawData, ValidationResult, fit, validate
+from complaw.laws.data import check_direction
 from complaw.laws.fit import default_groups
+from complaw.report.captions import DECISION_FORM, DEFAULT_FORMS
 
-#: Forms fitted per (method, metric) group by default: the paper's law, its Eq. 2 ablation, v2 and the talk.
-DEFAULT_FORMS = ("sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk")
-#: The form whose fit gives the decisions (critical ratio, minimum D): the paper's v1 law.
-DECISION_FORM = "sengupta2025"
 #: The per-model law behind the critical-ratio-vs-size figure: v1 with α·log L0 absorbed in an intercept.
 PER_MODEL_FORM = "sengupta2025-r-D+1"
 PER_MODEL_FALLBACK = "sengupta2025-r+1"  # when a model's rows have a single D
@@ -37,6 +40,37 @@ D_MIN_GRID = tuple(np.round(np.arange(0.0, 0.951, 0.05), 2))
 SUCCESS = ("success", "ok", "done", "")
 #: Errors a single fit may raise that the report records instead of stopping.
 FIT_ERRORS = (ComplawError, np.linalg.LinAlgError)
+#: How the best form is chosen (stated in the report).
+BEST_CRITERION = "lowest AIC among the forms whose parameters are all identifiable"
+#: Units of the N column: name → parameters per unit.
+N_UNITS = {"parameters": 1.0, "params": 1.0, "K": 1e3, "thousands": 1e3, "M": 1e6, "millions": 1e6,
+           "B": 1e9, "billions": 1e9, "T": 1e12}
+
+
+@dataclass(frozen=True)
+class NUnit:
+    """The unit of the model-size column ``N``: ``N × scale`` is the number of parameters.
+
+    >>> NUnit.parse("B").params(6.7)      # 6.7e9
+    """
+
+    name: str = "parameters"
+    scale: float = 1.0
+
+    @classmethod
+    def parse(cls, text: str | None) -> NUnit:
+        if text is None:
+            return cls()
+        key = str(text).strip()
+        scale = N_UNITS.get(key, N_UNITS.get(key.lower()))
+        if scale is None:
+            raise ComplawError(f"--n-unit {text!r}: unknown unit of N; use parameters (default), K, M or B "
+                               "(billions of parameters)")
+        return cls("parameters" if scale == 1 else key, scale)
+
+    def params(self, n):
+        """N in parameters."""
+        return np.asarray(n, dtype=float) * self.scale if np.ndim(n) else float(n) * self.scale
 
 
 def group_label(key: dict[str, str]) -> str:
@@ -79,6 +113,7 @@ class GroupAnalysis:
         validation_skipped: ``(form, scheme, reason)`` for schemes the data cannot support.
         decision_fit: the fit the decisions come from (``sengupta2025``), or None.
         decision_error: why there are no decisions, if there are none.
+        d_min_error: why there is no minimum-RFT-data curve (e.g. γ not identifiable without RFT rows).
         r_crit: σ → critical ratio (with bootstrap interval).
         d_min: one record per (σ, r) of the minimum RFT data curve.
         per_model: one record per (model, σ): a per-model critical ratio (see :data:`PER_MODEL_FORM`).
@@ -97,10 +132,19 @@ class GroupAnalysis:
     r_crit: dict[float, Decision]
     d_min: tuple[dict, ...]
     per_model: tuple[dict, ...]
+    d_min_error: str = ""
 
     @property
     def label(self) -> str:
         return group_label(self.key)
+
+    @property
+    def has_rft(self) -> bool:
+        """Whether the group has rows with recovery fine-tuning (D > 0) next to rows without."""
+        if "D" not in self.frame.columns:
+            return False
+        d = pd.to_numeric(self.frame["D"], errors="coerce")
+        return bool((d > 0).any()) and d.nunique() > 1
 
     @property
     def best(self) -> FitResult | None:
@@ -156,6 +200,7 @@ class Analysis:
     speed: tuple[SpeedAnalysis, ...]
     models: tuple[str, ...]  # base models ordered by size
     notes: tuple[str, ...] = field(default=())
+    n_unit: NUnit = field(default_factory=NUnit)
 
     def speed_for(self, key: dict[str, str]) -> SpeedAnalysis | None:
         """The speed law of a (method, metric) group's method."""
@@ -180,17 +225,32 @@ def _count_failed(failures: pd.DataFrame, key: dict[str, str]) -> int:
     return int(mask.sum())
 
 
-def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed):
+def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None):
     fits, errors = {}, {}
     for name in forms:
         try:
-            fits[name] = fit(sub, name, unit=unit, bootstrap=bootstrap, seed=seed, drop_invalid=True, group=key)
+            fits[name] = fit(sub, name, unit=unit, bootstrap=bootstrap, seed=seed, drop_invalid=True, group=key,
+                             direction=direction)
         except FIT_ERRORS as err:
-            errors[name] = _reason(err)
+            errors[name] = _strip(_reason(err), sub.source)
     return fits, errors
 
 
-def _validate(sub: LawData, key, forms, unit, fits):
+def _strip(reason: str, source: str) -> str:
+    from complaw.laws.fit import _without_source
+
+    return _without_source(reason, source)
+
+
+def best_form(fits: dict[str, FitResult]) -> str | None:
+    """The form with the lowest AIC among those whose parameters are all identifiable (see
+    :data:`BEST_CRITERION`); a form with an unidentified parameter only when none is fully identified."""
+    if not fits:
+        return None
+    return min(fits, key=lambda f: (bool(fits[f].unidentified), fits[f].aic))
+
+
+def _validate(sub: LawData, key, forms, unit, fits, direction=None):
     runs, skipped = [], []
     for name in forms:
         if name not in fits:
@@ -199,29 +259,37 @@ def _validate(sub: LawData, key, forms, unit, fits):
             if scheme == "leave-one-method-out" and "method" in key:
                 continue  # each group holds one method
             try:
-                runs.append(validate(sub, name, scheme, group=key, unit=unit, drop_invalid=True))
+                runs.append(validate(sub, name, scheme, group=key, unit=unit, drop_invalid=True,
+                                     direction=direction))
             except FIT_ERRORS as err:
-                skipped.append((name, scheme, _reason(err)))
+                skipped.append((name, scheme, _strip(_reason(err), sub.source)))
     return tuple(runs), tuple(skipped)
 
 
 def _decisions(res: FitResult, sigmas):
+    """(r_crit per σ, D_min records, why there is no D_min curve)."""
     law = Law.from_fit(res)
     r_crit = {s: critical_ratio(law, s) for s in sigmas}
     d_min = []
-    if res.form.term("recovery") is not None:
-        for s in sigmas:
-            for r in D_MIN_GRID:
-                d = min_rft_data(law, float(r), s)
-                d_min.append({"sigma": s, "r": float(r), "value": d.value, "interval": d.interval,
-                              "regime": d.regime, "share_unreachable": d.extra.get("share_unreachable")})
-    return r_crit, tuple(d_min)
+    if res.form.term("recovery") is None:
+        return r_crit, (), f"the decision law {res.form.name} has no RFT term"
+    why = law.not_identifiable("D_min")
+    if why:
+        return r_crit, (), why
+    for s in sigmas:
+        for r in D_MIN_GRID:
+            d = min_rft_data(law, float(r), s)
+            d_min.append({"sigma": s, "r": float(r), "value": d.value, "interval": d.interval,
+                          "regime": d.regime, "share_unreachable": d.extra.get("share_unreachable"),
+                          "interval_kind": d.extra.get("interval_kind")})
+    return r_crit, tuple(d_min), ""
 
 
 def d_min_curve(res: FitResult, sigma: float, ratios) -> np.ndarray:
     """D_min(r, σ) of a fit's point estimate on a ratio grid (no intervals: cheap enough for a fine grid);
-    ``nan`` where no amount of RFT reaches σ."""
-    law = Law(res.form, res.coef, res.direction, res.unit)  # without the bootstrap draws
+    ``nan`` where no amount of RFT reaches σ (or where the table cannot identify it)."""
+    full = Law.from_fit(res)
+    law = Law(res.form, full.params, res.direction, res.unit, unidentified=full.unidentified)  # no draws
     values = [min_rft_data(law, float(r), sigma).value for r in ratios]
     return np.array([v if math.isfinite(v) else math.nan for v in values])
 
@@ -246,35 +314,41 @@ def _per_model(sub: LawData, direction: str, sigmas, unit, bootstrap, seed):
         for s in sigmas:
             rec = {"model": model, "N": n_size, "sigma": s, "form": res.form.name if res else None}
             if res is None:
-                rec.update({"value": math.nan, "interval": None, "regime": "not-fitted", "reason": reason})
+                rec.update({"value": math.nan, "interval": None, "regime": "not-fitted",
+                            "reason": _strip(reason, sub.source)})
             else:
                 d = critical_ratio(Law.from_fit(res), s)
                 rec.update({"value": d.value, "interval": d.interval, "regime": d.regime,
+                            "interval_kind": d.extra.get("interval_kind"),
+                            "reason": d.message if d.regime == "not-identifiable" else "",
                             "beta": res.params[res.form.term("compression").param].estimate, "r2": res.r2})
             out.append(rec)
     return tuple(out)
 
 
 def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, sigmas, unit: DUnit,
-                  bootstrap: int, seed: int = 0, decision_form: str = DECISION_FORM) -> GroupAnalysis:
+                  bootstrap: int, seed: int = 0, decision_form: str = DECISION_FORM,
+                  direction: str | None = None) -> GroupAnalysis:
     """Fit, validate and decide for one (method, metric) group, recording whatever cannot be done."""
-    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed)
-    best = min(fits, key=lambda f: fits[f].aic) if fits else None
+    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed, direction)
+    best = best_form(fits)
     # Held-out validation of the forms the report leans on (the best one and the decision law): each
     # scheme refits the law once per fold, so validating every form would multiply the cost.
-    validation, skipped = _validate(sub, key, dict.fromkeys([best, decision_form]), unit, fits)
-    dec_fit, dec_error, r_crit, d_min, per_model = fits.get(decision_form), "", {}, (), ()
+    validation, skipped = _validate(sub, key, dict.fromkeys([best, decision_form]), unit, fits, direction)
+    dec_fit, dec_error, r_crit, d_min, per_model, d_min_error = fits.get(decision_form), "", {}, (), (), ""
     if dec_fit is None:
         if decision_form in errors:
             dec_error = errors[decision_form]
         else:  # not among the compared forms: fit it for the decisions alone
-            more, err = _fit_forms(sub, key, [decision_form], unit, bootstrap, seed)
+            more, err = _fit_forms(sub, key, [decision_form], unit, bootstrap, seed, direction)
             dec_fit, dec_error = more.get(decision_form), err.get(decision_form, "")
     if dec_fit is not None:
-        r_crit, d_min = _decisions(dec_fit, sigmas)
+        r_crit, d_min, d_min_error = _decisions(dec_fit, sigmas)
         per_model = _per_model(sub, dec_fit.direction, sigmas, unit, bootstrap, seed)
+    else:
+        d_min_error = dec_error
     return GroupAnalysis(key, sub.frame, n_failed, fits, errors, best, validation, skipped, dec_fit,
-                         dec_error, r_crit, d_min, per_model)
+                         dec_error, r_crit, d_min, per_model, d_min_error)
 
 
 def speed_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -315,15 +389,20 @@ def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0,
 
 def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DEFAULT_FORMS,
             sigmas=(0.8, 0.9), unit: DUnit | None = None, bootstrap: int = 200, seed: int = 0,
-            decision_form: str = DECISION_FORM, source: str = "table") -> Analysis:
+            decision_form: str = DECISION_FORM, source: str = "table", direction: str | None = None,
+            group: list[str] | None = None, n_unit: NUnit | None = None) -> Analysis:
     """Every number of the report, per (method, metric) group and per method (speed).
 
     Args:
         ld: the successful rows (None when every experiment failed).
         failures: the failed rows (any columns; ``error`` holds the text when known).
         n_rows: rows in the table, failed ones included.
+        direction: the metric direction for every group (default: the direction column or metric names).
+        group: columns to fit one law per group (default: method and metric).
+        n_unit: the unit of the N column.
     """
     unit = unit or DUnit()
+    n_unit = n_unit or NUnit()
     forms = tuple(forms)
     if not forms:
         raise ComplawError("report: no law forms given; use e.g. sengupta2025")
@@ -337,12 +416,26 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
     if ld is None:
         notes.append("every experiment failed: nothing to fit")
     else:
+        check_direction(ld, direction)
         models = tuple(model_order(ld.frame))
-        for key, sub in ld.groups(default_groups(ld)):
+        by = default_groups(ld) if group is None else list(group)
+        for key, sub in ld.groups(by):
             groups.append(analyse_group(sub, key, n_failed=_count_failed(failures, key), forms=forms,
                                         sigmas=tuple(sigmas), unit=unit, bootstrap=bootstrap, seed=seed,
-                                        decision_form=decision_form))
+                                        decision_form=decision_form, direction=direction))
         speed = analyse_speed(ld, bootstrap=bootstrap, seed=seed)
+        notes += _n_notes(ld.frame, n_unit)
     n_success = len(ld.frame) if ld is not None else 0
     return Analysis(source, unit, tuple(sigmas), forms, n_rows, n_success, failures, tuple(groups),
-                    speed, models, tuple(notes))
+                    speed, models, tuple(notes), n_unit)
+
+
+def _n_notes(frame: pd.DataFrame, n_unit: NUnit) -> list[str]:
+    """A model size that reads like billions under the default unit of parameters is almost surely a slip."""
+    if "N" not in frame.columns or n_unit.scale != 1:
+        return []
+    n = pd.to_numeric(frame["N"], errors="coerce").dropna()
+    if len(n) and n.max() < 1e4:
+        return [f"model sizes N are at most {float(n.max()):g} parameters; if they are in billions, pass --n-unit B "
+                "(or --n-unit M for millions)"]
+    return []

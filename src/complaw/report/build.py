@@ -18,9 +18,10 @@ from typing import Any
 import pandas as pd
 
 from complaw.errors import ComplawError
-from complaw.laws import DUnit, LawData, get_form, load_results, read_table
+from complaw.laws import DUnit, LawData, get_form, load_results, parse_mapping, read_table
+from complaw.laws.data import apply_mapping
 from complaw.report import render
-from complaw.report.analysis import DECISION_FORM, DEFAULT_FORMS, Analysis, analyse, succeeded
+from complaw.report.analysis import DECISION_FORM, DEFAULT_FORMS, Analysis, NUnit, analyse, succeeded
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,7 +67,10 @@ class Report:
         shown = a.groups[:12]
         for g in shown:
             best = g.best
-            head = f"  {g.label}: " + (f"best {g.best_form} (R² {best.r2:.3f})" if best else "no law fitted")
+            head = f"  {g.label}: " + (f"best {g.best_form} (R² {best.r2:.3f}"
+                                       + (", unreliable" if best.unreliable else "") + ")" if best
+                                       else "no law fitted" + (f" ({_short(next(iter(g.fit_errors.values())))})"
+                                                               if g.fit_errors else ""))
             crit = ", ".join(f"r_crit(σ={s:g}) {render.rcrit_text(g.r_crit.get(s))}" for s in a.sigmas)
             if not g.r_crit:
                 crit = f"no r_crit ({_short(g.decision_error) or 'no decision law'})"
@@ -84,8 +88,10 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _load(source, table: str | None) -> tuple[LawData | None, pd.DataFrame, int, str]:
+def _load(source, table: str | None, mapping=None) -> tuple[LawData | None, pd.DataFrame, int, str]:
     """(successful rows as LawData or None, failed rows, total rows, source label)."""
+    if isinstance(mapping, (list, str)):
+        mapping = parse_mapping(mapping)
     if isinstance(source, LawData):
         n_failed = int(source.dropped.get("status is not success", 0))
         return source, pd.DataFrame(), len(source.frame) + n_failed, source.source
@@ -95,7 +101,7 @@ def _load(source, table: str | None) -> tuple[LawData | None, pd.DataFrame, int,
         raw, name = read_table(source, table), str(source)
     else:
         raise ComplawError(f"report source {type(source).__name__}: give a path, a DataFrame or a LawData")
-    raw.columns = [str(c) for c in raw.columns]
+    raw = apply_mapping(raw, dict(mapping or {}), name)
     if raw.empty:
         raise ComplawError(f"{name}: the table has no rows")
     ok = succeeded(raw)
@@ -117,6 +123,10 @@ def build_report(
     decision_form: str = DECISION_FORM,
     figures: bool = True,
     seed: int = 0,
+    mapping: dict[str, str] | list[str] | str | None = None,
+    direction: str | None = None,
+    group: list[str] | None = None,
+    n_unit: NUnit | str | None = None,
 ) -> Report:
     """Fit, validate and decide per (method, metric) group, fit the speed law per method, write the report.
 
@@ -136,6 +146,11 @@ def build_report(
         decision_form: the law whose fit gives r_crit and D_min (fitted even if not in ``forms``).
         figures: draw the figures (off for quick numeric reports).
         seed: bootstrap seed.
+        mapping: law variable → the table's column (``"L=value L0=base r=ratio model=model"``), as for ``fit``.
+        direction: the metric direction (default: a direction column, else each metric's name); one that
+            contradicts a metric's name is an error.
+        group: columns to fit one law per group (default: method and metric).
+        n_unit: the unit of ``N`` (``parameters`` by default; ``B`` for billions, ``M`` for millions).
 
     Returns:
         The :class:`Report` (paths and key numbers).
@@ -144,7 +159,8 @@ def build_report(
         ComplawError: an unreadable source, or bad settings (σ outside (0, 1), an unknown form).
     """
     unit = unit or DUnit()
-    ld, failures, n_rows, name = _load(source, table)
+    n_unit = n_unit if isinstance(n_unit, NUnit) else NUnit.parse(n_unit)
+    ld, failures, n_rows, name = _load(source, table, mapping)
     for f in (*forms, decision_form):
         get_form(f)  # an unknown form name is a user error, not a per-group failure
     out = Path(out_dir)
@@ -154,7 +170,8 @@ def build_report(
         raise ComplawError(f"report directory {str(out)!r}: cannot be created ({err.strerror}); "
                            "give a writable --out") from None
     analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
-                       unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name)
+                       unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name,
+                       direction=direction, group=group, n_unit=n_unit)
     fig_paths, fig_errors = {}, {}
     if figures:
         from complaw.report.figures import draw_all  # matplotlib only when drawing

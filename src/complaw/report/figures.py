@@ -24,58 +24,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from complaw.report.analysis import Analysis, GroupAnalysis, SpeedAnalysis, d_min_curve  # noqa: E402
+from complaw.report.captions import CAPTIONS  # noqa: E402,F401 (re-exported)
 
 DPI = 110
 _PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 R_GRID = np.linspace(0.0, 0.95, 96)
 SIGMA_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")  # one per target retention σ
 RATIO_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")
-
-#: What each figure shows: file stem → (title in the report, caption).
-CAPTIONS: dict[str, tuple[str, str]] = {
-    "perf_vs_r": (
-        "Performance vs compression ratio",
-        "Observed metric against the compression ratio r, one line per base model (colour: model size). "
-        "Left: no recovery fine-tuning (D = 0); right: the largest recovery budget in the table. "
-        "The point at r = 0 is the uncompressed base model (L0).",
-    ),
-    "law_fit": (
-        "Fitted law over the observed points (D = 0)",
-        "Points: observations without RFT; lines: the decision law (sengupta2025) evaluated at each base "
-        "model's L0 and D = 0.",
-    ),
-    "rft_impact": (
-        "Recovery fine-tuning impact",
-        "L / L0 against recovery data D at a few ratios: mean over base models (line), min–max over "
-        "models (band). D = 0 is no RFT; the D axis is linear below its smallest non-zero value, logarithmic above.",
-    ),
-    "critical_ratio": (
-        "Critical compression ratio vs model size",
-        "Markers: per-model critical ratio r_crit(σ) = σ^(1/β) − 1 from the v1 law refitted to each base "
-        "model's rows alone (form sengupta2025-r-D+1: α·log L0 is absorbed into the intercept, so only β "
-        "and γ are per model); bars: 95% row-bootstrap interval. Horizontal line and band: the pooled "
-        "law's r_crit for the whole group with its cluster-bootstrap interval. Triangles at the top: every "
-        "r < 1 is recoverable; triangles down at 0: σ is out of reach even uncompressed; crosses at 0: no "
-        "critical ratio (that model's law violates its sign conditions, or could not be fitted).",
-    ),
-    "d_min": (
-        "Minimum recovery data vs compression ratio",
-        "Least RFT data D_min(r, σ) that keeps retention ≥ σ under the decision law (line: point estimate; "
-        "markers and bars: 95% bootstrap interval on the report's ratio grid, where D_min is finite). The dotted line marks r_crit(σ): beyond it no amount of RFT "
-        "reaches σ. D_min = 0 means no RFT is needed.",
-    ),
-    "speedup": (
-        "Speedup vs compression ratio",
-        "Points: observed speedup S0 / S of each experiment (colour: model size); line: the fitted speed "
-        "law's speedup (1+r)^(−b), with its bootstrap band.",
-    ),
-    "obs_vs_pred": (
-        "Observed vs predicted",
-        "Each experiment's observed metric against the prediction of the group's best law by AIC "
-        "(log-log axes; dashed: y = x).",
-    ),
-}
-
 
 # --- helpers -------------------------------------------------------------------------------------------
 def model_colors(models: tuple[str, ...] | list[str]) -> dict[str, tuple]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from complaw.report.analysis import Analysis, GroupAnalysis
-from complaw.report.figures import CAPTIONS
+from complaw.report.captions import CAPTIONS
 
 FAILURE_COLUMNS = ("model", "method", "metric", "r", "D", "status", "config_hash", "error")
 
