@@ -1,20 +1,23 @@
-"""``complaw run``: one experiment end to end (load → evaluate → compress → evaluate → RFT → evaluate)."""
+"""``complaw run``: one experiment end to end (load → evaluate → compress → evaluate → RFT → evaluate).
+
+The recipe (torch, transformers, peft) is imported inside the command, so the CLI starts without it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from complaw.cli import app
 from complaw.errors import from_validation
-from complaw.recipe import EvalConfig, ExperimentConfig, ExperimentRecord, RuntimeConfig, run_experiment
-from complaw.recover import RFTConfig
+
+if TYPE_CHECKING:
+    from complaw.recipe import ExperimentRecord
 
 console = Console(width=None if Console().is_terminal else 120)
 
@@ -51,7 +54,11 @@ def run_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Run one experiment and print its record: base, compressed and recovered metrics."""
+    from pydantic import ValidationError
+
     from complaw.cli_compress import parse_options  # imported here: cli_compress imports complaw.cli
+    from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
+    from complaw.recover import RFTConfig
 
     try:
         cfg = ExperimentConfig(

@@ -1,4 +1,7 @@
-"""``complaw sweep`` (run or resume a grid of experiments) and ``complaw results`` (list, filter, export)."""
+"""``complaw sweep`` (run or resume a grid of experiments) and ``complaw results`` (list, filter, export).
+
+The sweep machinery (torch, the recipe) is imported inside the commands, so the CLI starts without it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from rich.table import Table
 
 from complaw.cli import app
 from complaw.errors import ComplawError
-from complaw.sweep import ResultStore, load_spec, run_sweep
 
 console = Console(width=None if Console().is_terminal else 140)
 
@@ -27,6 +29,8 @@ def sweep_command(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip fitting and the report.")] = False,
 ) -> None:
     """Run a sweep (resuming whatever the store already holds), then fit the laws and write the report."""
+    from complaw.sweep import load_spec, run_sweep
+
     s = load_spec(spec, overrides)
     try:
         result = run_sweep(s, executor=executor, address=address, retry_failed=retry_failed, report=not no_report,
@@ -51,6 +55,8 @@ def results_command(
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
 ) -> None:
     """List, filter and export the experiments of a results store."""
+    from complaw.sweep import ResultStore
+
     if not store.is_file():
         raise ComplawError(f"{store}: no such results store; run `complaw sweep` first or name the .db file")
     with ResultStore(store) as st:
