@@ -49,6 +49,22 @@ def _load_tokenizer(path: str):
     return load_tokenizer(path)
 
 
+def _check_family_early(method: str, path: str) -> None:
+    """Refuse a method the model's family does not support before loading its weights."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return  # a hub id or a custom format: compress() checks once the model is loaded
+    from complaw.compress.registry import check_family
+
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except (OSError, json.JSONDecodeError):
+        return
+    from types import SimpleNamespace
+
+    check_family(method, SimpleNamespace(model_type=model_type))
+
+
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
                  options: dict[str, Any] | None = None, dtype: str | None = None, device: str | None = None):
     """Load ``model_id``, compress it with ``method`` at ``ratio``, optionally save it to ``out``.
@@ -70,6 +86,7 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     options = dict(options or {})
     check_options(method, options)
     path = resolve_model_id(model_id)
+    _check_family_early(method, path)
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer

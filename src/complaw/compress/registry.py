@@ -33,6 +33,7 @@ class MethodSpec:
     fn: MethodFn
     needs_calibration: bool
     description: str
+    pre_norm_only: bool = False  # relies on computational invariance: pure pre-norm families only
 
 
 @dataclass
@@ -62,14 +63,41 @@ class CompressionRecord:
 _METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, *, needs_calibration: bool = False, description: str = ""):
-    """Decorator registering ``fn`` as compression method ``name``."""
+def register_method(name: str, *, needs_calibration: bool = False, description: str = "",
+                    pre_norm_only: bool = False):
+    """Decorator registering ``fn`` as compression method ``name``.
+
+    ``pre_norm_only=True`` marks a method that needs every norm before its block (SliceGPT's rotations):
+    :func:`compress` refuses it on families with post-norms (Gemma-3) with one line saying why.
+    """
 
     def deco(fn: MethodFn) -> MethodFn:
-        _METHODS[name] = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip())
+        _METHODS[name] = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip(),
+                                    pre_norm_only)
         return fn
 
     return deco
+
+
+def unsupported_reason(method: str, model_or_config) -> str | None:
+    """Why ``method`` cannot compress this model's family, or None when it can."""
+    from complaw.models.adapters import get_adapter
+
+    spec = get_method(method)
+    adapter = get_adapter(model_or_config)  # an unknown family: one line naming the supported ones
+    if spec.pre_norm_only and not adapter.pre_norm_only:
+        return (f"method {method!r} needs a pure pre-norm model, and model_type {adapter.model_type!r} has "
+                f"post-norms ({', '.join(adapter.post_norms)}) that break its computational invariance (an "
+                "RMSNorm of a block's output cannot be rotated through); use an FFN method (prunenet, "
+                "random-ffn, magnitude-ffn) or layer-drop on this family")
+    return None
+
+
+def check_family(method: str, model_or_config) -> None:
+    """Raise :class:`ComplawError` when ``method`` does not support the model's family."""
+    reason = unsupported_reason(method, model_or_config)
+    if reason:
+        raise ComplawError(reason)
 
 
 def available_methods() -> dict[str, MethodSpec]:
@@ -172,6 +200,7 @@ def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **op
     spec = get_method(method)
     ratio = check_ratio(ratio)
     check_options(method, options)
+    check_family(method, model)
     before = count_parameters(model)
     start = time.perf_counter()
     model, details = spec.fn(model, ratio, seed=seed, **options)

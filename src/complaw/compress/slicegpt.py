@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from complaw.compress.calibration import calibration_windows
-from complaw.compress.registry import check_ratio, count_parameters, register_method
+from complaw.compress.registry import check_family, check_ratio, count_parameters, register_method
 from complaw.errors import ComplawError
 from complaw.models.adapters import FamilyAdapter, get_adapter
 from complaw.models.io import register_loader
@@ -370,7 +370,7 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
 # The registered method
 
 
-@register_method("slicegpt", needs_calibration=True,
+@register_method("slicegpt", needs_calibration=True, pre_norm_only=True,
                  description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)")
 def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
              calibration_samples: int = 128, calibration_seqlen: int = 2048, calibration_batch_size: int = 8,
@@ -403,6 +403,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
     if rotation not in ROTATIONS:
         raise ComplawError(f"rotation {rotation!r}: must be one of {', '.join(ROTATIONS)}")
     adapter = get_adapter(model)  # unsupported families fail here, with the supported list
+    check_family("slicegpt", model)
     rms_eps(model.config)
     dim = int(model.config.hidden_size)
     sliced_width(dim, ratio, round_to)  # validate before the expensive part

@@ -32,8 +32,12 @@ class FamilyAdapter:
         attn / mlp: attributes of a decoder layer.
         q, k, v, o: attention projections (inputs of q/k/v read the residual stream; o writes it).
         gate, up, down: MLP projections (gate/up read the residual stream; down writes it).
-        input_norm / post_attn_norm: the two pre-norms of a layer.
+        input_norm / post_attn_norm: the two pre-norms of a layer: before attention and before the MLP.
         qkv_bias: whether q/k/v carry biases (Qwen2).
+        post_norms: norms applied to a block's *output* before it joins the residual stream (Gemma-2/3's
+            post-attention and post-feedforward norms). Empty for pure pre-norm families. A family with
+            post-norms breaks SliceGPT's computational invariance: an RMSNorm of the block output cannot be
+            rotated through (RMSN(x·Q) ≠ RMSN(x)·Q once its scale is folded away from the residual side).
     """
 
     model_type: str
@@ -54,6 +58,12 @@ class FamilyAdapter:
     input_norm: str = "input_layernorm"
     post_attn_norm: str = "post_attention_layernorm"
     qkv_bias: bool = False
+    post_norms: tuple[str, ...] = ()
+
+    @property
+    def pre_norm_only(self) -> bool:
+        """True when every norm sits before its block (what SliceGPT's rotation needs)."""
+        return not self.post_norms
 
     # --- navigation -------------------------------------------------------------------------------
     def decoder(self, model: nn.Module) -> nn.Module:
@@ -121,6 +131,10 @@ def register_adapter(adapter: FamilyAdapter) -> FamilyAdapter:
 register_adapter(FamilyAdapter("llama"))
 register_adapter(FamilyAdapter("mistral"))
 register_adapter(FamilyAdapter("qwen2", qkv_bias=True))
+# Gemma-3 (text): norms before *and* after attention and the MLP, q/k norms inside attention, scaled
+# embeddings, sliding-window layers (config.layer_types). The MLP is gate/up/down like Llama's.
+register_adapter(FamilyAdapter("gemma3_text", post_attn_norm="pre_feedforward_layernorm",
+                               post_norms=("post_attention_layernorm", "post_feedforward_layernorm")))
 
 
 def supported_families() -> list[str]:

