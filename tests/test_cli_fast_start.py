@@ -13,12 +13,12 @@ from complaw.laws import simulate
 
 HEAVY = ("torch", "transformers", "peft", "lm_eval", "statsmodels")
 
-PROBE = """
+PROBE = f"""
 import json, sys
 from complaw.cli import main
 code = main(sys.argv[1:]) if len(sys.argv) > 1 else 0
-print(json.dumps({"code": code, "loaded": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"code": code, "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 
 def probe(*argv: str, preload: str = "") -> dict:

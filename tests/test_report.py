@@ -180,3 +180,57 @@ def test_unwritable_report_directory_is_one_line_exit_2(tmp_path, capsys):
     assert "cannot be created" in err and "Traceback" not in err
     assert main(["zoo", "build", "--out", str(blocked / "zoo")]) == 2
     assert "cannot create the directory" in capsys.readouterr().err
+
+
+# --- figures people can read (#13) --------------------------------------------------------------------
+def test_metric_axis_is_logarithmic_when_it_spans_more_than_a_decade():
+    import matplotlib.pyplot as plt
+
+    from complaw.report.figures import _log_if_wide
+
+    fig, (wide, narrow) = plt.subplots(1, 2)
+    assert _log_if_wide(wide, [5.2, 40.0, 2868.0]) and wide.get_yscale() == "log"
+    assert not _log_if_wide(narrow, [0.41, 0.55, 0.62]) and narrow.get_yscale() == "linear"
+    plt.close(fig)
+
+
+def test_model_sizes_have_a_unit_and_their_labels_do_not_overlap(tmp_path):
+    from complaw.report.analysis import NUnit
+    from complaw.report.figures import _size_text, _thin_ticks
+
+    assert NUnit.parse("B").params(6.7) == pytest.approx(6.7e9) and NUnit.parse(None).scale == 1
+    assert [_size_text(n) for n in (6.7e9, 350e6, 0.63e6, 42e3, 7.0)] == ["6.7B", "0.35B", "0.63M", "42K", "7"]
+    with pytest.raises(Exception, match="--n-unit 'bytes'"):
+        NUnit.parse("bytes")
+    # 6.7B and 7B sit 0.02 decades apart: the second keeps its tick but not its label
+    assert _thin_ticks([0.125e9, 1.3e9, 6.7e9, 7e9, 13e9, 30e9], 0.2) == [True, True, True, False, True, True]
+    df = small_table().assign(N=lambda d: d["N"] / 1e9)  # sizes given in billions
+    rep = build_report(df, tmp_path / "default", bootstrap=0, figures=False)
+    assert any("--n-unit B" in n for n in rep.data["notes"])
+    rep = build_report(df, tmp_path / "billions", bootstrap=0, figures=False, n_unit="B")
+    assert rep.data["n_unit"] == {"name": "B", "scale": 1e9} and not any("--n-unit" in n for n in rep.data["notes"])
+
+
+def test_law_fit_figure_draws_the_best_form_and_the_v1_law(tmp_path):
+    from complaw.report.figures import _law_fit_forms
+
+    df = small_table()
+    rep = build_report(df, tmp_path, bootstrap=0, forms=("sengupta2025", "pruning-law"), figures=False)
+    (g,) = rep.analysis.groups
+    drawn = [f.form.name for f in _law_fit_forms(g)]
+    assert drawn[0] == g.best_form and "sengupta2025" in drawn and len(set(drawn)) == len(drawn)
+    # a group whose v1 law cannot be fitted still shows its best form (no text box instead of a figure)
+    no_d = df.drop(columns=["D"])[df["D"] == 0]
+    rep = build_report(no_d, tmp_path / "no-d", bootstrap=0, forms=("pruning-law", "sengupta2025-L0-r"))
+    (g,) = rep.analysis.groups
+    assert [f.form.name for f in _law_fit_forms(g)] == [g.best_form, "sengupta2025-L0-r"][: 1 + (g.best_form != "sengupta2025-L0-r")]
+    assert "law_fit" in rep.figures and rep.data["figure_errors"] == {}
+
+
+def test_markdown_tables_have_as_many_cells_as_headers(example_report):
+    md = example_report.md.read_text()
+    for block in md.split("\n\n"):
+        rows = [ln for ln in block.splitlines() if ln.startswith("| ")]
+        if rows:
+            cells = {ln.replace("\\|", "").count("|") for ln in rows}
+            assert len(cells) == 1, block

@@ -205,16 +205,16 @@ def render_fits(items) -> None:
     for item in items:
         where = f"[{_group_label(item.group)}] {item.form if isinstance(item, FitFailure) else item.form.name}"
         if isinstance(item, FitFailure):
-            console.print(f"  {where}: not fitted: {item.reason}", style="red", highlight=False)
+            console.print(f"  {where}: not fitted: {item.reason}", style="red", highlight=False, markup=False)
             continue
         res = item
         if not res.sign_ok:
             console.print(f"  {where}: sign conditions ({res.form.describe_conditions(res.direction)}) violated: "
-                          + "; ".join(res.sign_violations), style="red", highlight=False)
+                          + "; ".join(res.sign_violations), style="red", highlight=False, markup=False)
         for name, why in res.unidentified.items():
-            console.print(f"  {where}: {name} not identifiable: {why}", style="yellow", highlight=False)
+            console.print(f"  {where}: {name} not identifiable: {why}", style="yellow", highlight=False, markup=False)
         for w in res.warnings:
-            console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow", highlight=False)
+            console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow", highlight=False, markup=False)
 
 
 def _short(g: dict[str, str]) -> str:
@@ -271,7 +271,7 @@ def fit_cmd(
     render_fits(items)
     if summary:
         for res in results:
-            console.print(res.summary(), highlight=False)
+            console.print(res.summary(), highlight=False, markup=False)
     _render_critical(decisions)
     _print_dropped(ld, results)
     _strict(failures, strict)
@@ -364,10 +364,10 @@ def validate_cmd(
             for f in v.folds:
                 if f.skipped:
                     console.print(f"  [{_group_label(v.group)}] {v.form} {v.scheme}: fold {f.held_out} skipped: "
-                                  f"{_strip_where(f.skipped, ld.source)}", style="yellow", highlight=False)
+                                  f"{_strip_where(f.skipped, ld.source)}", style="yellow", highlight=False, markup=False)
         for sk in skipped:
             console.print(f"  [{_group_label(sk['group'])}] {sk['form']}: scheme {sk['scheme']} not run: "
-                          f"{sk['reason']}", style="yellow", highlight=False)
+                          f"{sk['reason']}", style="yellow", highlight=False, markup=False)
     if strict and skipped:
         sk = skipped[0]
         raise ComplawError(f"--strict: {len(skipped)} validation(s) could not run; first, {_short(sk['group'])} "
@@ -578,7 +578,7 @@ def plan_cmd(
                 f.add_row(_fmt(row["r"], ".2f"), _fmt(row["D"]), _fmt(row["retention"], ".4f"), _fmt(row["cost"]))
             console.print(f)
     for f in failures:
-        console.print(f"  [{_group_label(f.group)}] {f.form}: not fitted: {f.reason}", style="red", highlight=False)
+        console.print(f"  [{_group_label(f.group)}] {f.form}: not fitted: {f.reason}", style="red", highlight=False, markup=False)
     _strict(failures, strict)
 
 

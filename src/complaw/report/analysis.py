@@ -29,6 +29,9 @@ from complaw.laws.data import check_direction
 from complaw.laws.fit import default_groups
 from complaw.report.captions import DECISION_FORM, DEFAULT_FORMS
 
+#: The decision law of a table without a D column: the paper's law without its RFT factor (Eq. 2).
+DECISION_FALLBACK = "sengupta2025-L0-r"
+
 #: The per-model law behind the critical-ratio-vs-size figure: v1 with α·log L0 absorbed in an intercept.
 PER_MODEL_FORM = "sengupta2025-r-D+1"
 PER_MODEL_FALLBACK = "sengupta2025-r+1"  # when a model's rows have a single D
@@ -417,6 +420,10 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
         notes.append("every experiment failed: nothing to fit")
     else:
         check_direction(ld, direction)
+        if decision_form == DECISION_FORM and "D" not in ld.frame.columns:
+            decision_form = DECISION_FALLBACK
+            notes.append(f"the table has no recovery-data column D: decisions come from {DECISION_FALLBACK} "
+                         "(the paper's law without its RFT factor), and there is no minimum RFT data")
         models = tuple(model_order(ld.frame))
         by = default_groups(ld) if group is None else list(group)
         for key, sub in ld.groups(by):

@@ -172,13 +172,13 @@ def build_report(
     analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
                        unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name,
                        direction=direction, group=group, n_unit=n_unit)
-    fig_paths, fig_errors = {}, {}
+    fig_paths, fig_errors, fig_notes = {}, {}, {}
     if figures:
         from complaw.report.figures import draw_all  # matplotlib only when drawing
 
-        fig_paths, fig_errors = draw_all(analysis, out / "figures")
+        fig_paths, fig_errors, fig_notes = draw_all(analysis, out / "figures")
     title = title or f"Compression-law report: {Path(name).name if name != 'table' else 'results table'}"
-    data = render.to_dict(analysis, fig_paths, fig_errors, title=title)
+    data = render.to_dict(analysis, fig_paths, fig_errors, title=title, figure_notes=fig_notes)
     paths = {"html": out / "index.html", "md": out / "summary.md", "json": out / "report.json"}
     paths["json"].write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
     paths["md"].write_text(render.markdown(data, analysis), encoding="utf-8")

@@ -16,9 +16,11 @@ CAPTIONS: dict[str, tuple[str, str]] = {
         "The point at r = 0 is the uncompressed base model (L0).",
     ),
     "law_fit": (
-        "Fitted law over the observed points (D = 0)",
-        "Points: observations without RFT; lines: the decision law (sengupta2025) evaluated at each base "
-        "model's L0 and D = 0.",
+        "Fitted laws over the observed points (lowest D)",
+        "Points: observations at the table's lowest recovery data D (no RFT when D = 0); solid lines: the best "
+        "form of the group (lowest AIC among the forms whose parameters are all identifiable) evaluated at each "
+        "base model's L0; dashed lines: the paper's v1 law (sengupta2025) beside it. The metric axis is "
+        "logarithmic when the values span more than a decade.",
     ),
     "rft_impact": (
         "Recovery fine-tuning impact",

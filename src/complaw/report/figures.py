@@ -41,9 +41,38 @@ def model_colors(models: tuple[str, ...] | list[str]) -> dict[str, tuple]:
 
 
 def _size_text(n) -> str:
+    """A size in parameters as ``6.7B``, ``350M``, ``42K`` (plain below a thousand)."""
     if n is None or not np.isfinite(n):
         return ""
-    return f"{n / 1e9:.3g}B" if n >= 1e8 else f"{n / 1e6:.3g}M"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= 0.1 * div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:.3g}"
+
+
+def _log_if_wide(ax, values, axis: str = "y") -> bool:
+    """Log-scale a metric axis whose positive values span more than a decade (perplexities up to 2,868
+    would hide every low-ratio point on a linear one); returns whether it did."""
+    v = np.asarray(pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce"), dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size < 2 or v.max() / v.min() <= 10:
+        return False
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(_PLAIN)
+    return True
+
+
+def _thin_ticks(values: list[float], min_gap: float) -> list[bool]:
+    """Which of the sorted positive ``values`` to label on a log axis so that labels keep ``min_gap``
+    (in log10 units) apart: the first, then every one far enough from the last labelled."""
+    keep, last = [], -math.inf
+    for v in values:
+        ok = math.log10(v) - last >= min_gap
+        keep.append(ok)
+        if ok:
+            last = math.log10(v)
+    return keep
 
 
 def _model_legend(fig, a: Analysis, colors, present: set[str] | None = None):
@@ -52,7 +81,7 @@ def _model_legend(fig, a: Analysis, colors, present: set[str] | None = None):
     for f in frames:
         if "model" in f.columns and "N" in f.columns:
             for m, n in pd.to_numeric(f["N"], errors="coerce").groupby(f["model"].astype(str)).median().items():
-                sizes[m] = n
+                sizes[m] = a.n_unit.params(n)
     handles = [Line2D([], [], color=colors[m], marker="o", lw=2,
                       label=f"{m}" + (f" ({_size_text(sizes.get(m))})" if sizes.get(m) and _size_text(sizes[m])
                                       and _size_text(sizes[m]) not in m else ""))
@@ -70,15 +99,15 @@ def _metric_label(g: GroupAnalysis) -> str:
 
 
 def _grid(n: int, ncols: int, width: float = 4.8, height: float = 3.3, *, legend: bool = False,
-          title_lines: int = 1):
+          title_lines: int = 1, bottom: float = 0.55):
     """A figure of ``n`` axes (inches per axes: width × height) with fixed margins.
 
     Margins are set by hand rather than by constrained layout, which draws every figure twice.
     """
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
-    left, right, top, bottom = 0.8, (2.3 if legend else 0.3), 0.5 + 0.2 * title_lines, 0.55  # inches
-    wgap, hgap = 0.85, 0.75 + 0.18 * title_lines
+    left, right, top = 0.8, (2.3 if legend else 0.3), 0.7 + 0.2 * title_lines  # inches
+    wgap, hgap = 0.85, 0.75 + 0.18 * title_lines + (bottom - 0.55)
     W = left + ncols * width + (ncols - 1) * wgap + right
     H = top + nrows * height + (nrows - 1) * hgap + bottom
     fig, axes = plt.subplots(nrows, ncols, figsize=(W, H), squeeze=False)
@@ -93,7 +122,7 @@ def _grid(n: int, ncols: int, width: float = 4.8, height: float = 3.3, *, legend
 
 def _suptitle(fig, text: str):
     W, H, _, _ = fig._complaw_margins
-    fig.suptitle(text, fontsize=12, y=1 - 0.22 / H)
+    fig.suptitle(textwrap.fill(text, max(30, int(W * 9))), fontsize=12, y=1 - 0.12 / H, va="top")
 
 
 def _save(fig, path: Path) -> Path:
@@ -160,6 +189,9 @@ def perf_vs_r(a: Analysis, path: Path, colors) -> Path:
             ax.set_xlabel("compression ratio r")
             ax.set_ylabel(_metric_label(g))
             ax.grid(alpha=0.3)
+        values = np.r_[f["L"].to_numpy(dtype=float), f["L0"].to_numpy(dtype=float) if "L0" in f.columns else []]
+        for j in range(ncols):
+            _log_if_wide(axes[i * ncols + j], values)
         if has_d:  # the same y range left and right, so RFT's effect reads off directly
             lo = min(axes[i * ncols].get_ylim()[0], axes[i * ncols + 1].get_ylim()[0])
             hi = max(axes[i * ncols].get_ylim()[1], axes[i * ncols + 1].get_ylim()[1])
@@ -171,14 +203,24 @@ def perf_vs_r(a: Analysis, path: Path, colors) -> Path:
 
 
 # --- (2) fitted law over observed points ---------------------------------------------------------------
+def _law_fit_forms(g: GroupAnalysis) -> list:
+    """The fits drawn: the best form by the report's criterion, and the paper's v1 law beside it."""
+    out = [g.best] if g.best is not None else []
+    if g.decision_fit is not None and g.decision_fit is not g.best:
+        out.append(g.decision_fit)
+    return out
+
+
 def law_fit(a: Analysis, path: Path, colors) -> Path:
-    fig, axes = _grid(max(len(a.groups), 1), 2, legend=True)
+    fig, axes = _grid(max(len(a.groups), 1), 2, legend=True, title_lines=2)
     present = set()
+    styles = ("-", "--")
     for ax, g in zip(axes, a.groups, strict=False):
-        res = g.decision_fit
+        fits = _law_fit_forms(g)
         f = g.frame.copy()
-        if res is None or not {"r", "L", "L0"} <= set(f.columns):
-            _empty(ax, f"{g.label}\nno fitted law: {g.decision_error or 'missing columns'}")
+        if not fits or not {"r", "L", "L0"} <= set(f.columns):
+            why = next(iter(g.fit_errors.values()), "") or g.decision_error or "missing columns"
+            _empty(ax, f"{g.label}\nno fitted law: {why}")
             continue
         for col in ("r", "L", "L0", "D"):
             if col in f.columns:
@@ -186,20 +228,27 @@ def law_fit(a: Analysis, path: Path, colors) -> Path:
         if "D" in f.columns:
             f = f[f["D"] == f["D"].min()]
         d0 = float(f["D"].min()) if "D" in f.columns else 0.0
-        for m in a.models:
-            rows = f[f["model"].astype(str) == m] if "model" in f.columns else f
+        for m in a.models if "model" in f.columns else [None]:
+            rows = f[f["model"].astype(str) == m] if m is not None else f
             if rows.empty:
                 continue
-            present.add(m)
+            if m is not None:
+                present.add(m)
             c = colors.get(m, "0.3")
             ax.scatter(rows["r"], rows["L"], s=14, color=c, zorder=3)
-            grid = pd.DataFrame({"L0": float(rows["L0"].iloc[0]), "r": R_GRID, "D": d0, "model": m})
-            ax.plot(R_GRID, res.predict(grid), color=c, lw=1.3)
-        ax.set_title(f"{g.label}: {res.form.name} (R² {res.r2:.3f}), D = {d0:g}", fontsize=10)
+            grid = pd.DataFrame({"L0": float(rows["L0"].iloc[0]), "r": R_GRID, "D": d0})
+            for res, ls in zip(fits, styles, strict=False):
+                ax.plot(R_GRID, res.predict(grid), color=c, lw=1.3, ls=ls)
+        parts = [f"{res.form.name} (R² {res.r2:.3f}{', unreliable' if res.unreliable else ''})" for res in fits]
+        ax.set_title(f"{g.label}, D = {d0:g}\n" + " — dashed: ".join(parts), fontsize=9)
+        for res, ls in zip(fits, styles, strict=False):
+            ax.plot([], [], color="0.3", ls=ls, label=res.form.name + (" (best)" if res is g.best else " (v1)"))
+        ax.legend(fontsize=7, loc="best")
+        _log_if_wide(ax, np.r_[f["L"].to_numpy(dtype=float), f["L0"].to_numpy(dtype=float)])
         ax.set_xlabel("compression ratio r")
         ax.set_ylabel(_metric_label(g))
         ax.grid(alpha=0.3)
-    _suptitle(fig, "Fitted law (lines) over the observations (points), without RFT")
+    _suptitle(fig, "Fitted laws (solid: best form; dashed: the paper's v1 law) over the observations, without RFT")
     _model_legend(fig, a, colors, present)
     return _save(fig, path)
 
@@ -258,13 +307,14 @@ _NO_RCRIT = {
 
 
 def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
-    fig, axes = _grid(max(len(a.groups), 1), 2)
+    fig, axes = _grid(max(len(a.groups), 1), 2, bottom=1.0)  # room for the slanted size labels
     for ax, g in zip(axes, a.groups, strict=False):
         if not g.per_model:
             _empty(ax, f"{g.label}\nno critical ratio: {g.decision_error or 'no model column'}")
             continue
         pm = pd.DataFrame(g.per_model)
         shown: set[str] = set()
+        pm["N"] = a.n_unit.params(pm["N"].to_numpy(dtype=float))
         use_n = pm["N"].notna().all() and pm["N"].nunique() > 1
         xs = {m: (float(n) if use_n else i) for i, (m, n) in enumerate(dict(zip(pm["model"], pm["N"],
                                                                                strict=True)).items())}
@@ -300,12 +350,17 @@ def critical_vs_size(a: Analysis, path: Path, colors) -> Path:
             ax.set_xscale("log")
             sizes = sorted(set(pm["N"]))
             ax.set_xlim(sizes[0] / 1.35, sizes[-1] * 1.35)  # every model's slot, plotted or not
-            ax.set_xticks(sizes, [_size_text(n) for n in sizes], rotation=45 if len(sizes) > 5 else 0, fontsize=8)
+            # labels at least 1/12 of the axis apart (sizes such as 6.7B and 7B would overlap): the others
+            # keep an unlabelled tick
+            span = math.log10(sizes[-1] * 1.35) - math.log10(sizes[0] / 1.35)
+            keep = _thin_ticks(sizes, span / 12)
+            ax.set_xticks(sizes, [_size_text(n) if k else "" for n, k in zip(sizes, keep, strict=True)],
+                          rotation=45, ha="right", fontsize=8)
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel("base-model size N (parameters)")
         else:
             ax.set_xlim(-0.5, len(xs) - 0.5)
-            ax.set_xticks(list(xs.values()), list(xs), rotation=30, fontsize=8)
+            ax.set_xticks(list(xs.values()), list(xs), rotation=45, ha="right", fontsize=8)
             ax.set_xlabel("base model")
         top = [v for v in pm["value"] if np.isfinite(v) and v < 1] + [
             d.interval[1] for d in g.r_crit.values() if d.regime == "critical" and d.interval]
@@ -331,11 +386,22 @@ def _d_min_note(curve: np.ndarray, rc, r_last: float) -> str:
     return "no D_min" + (reasons.get(rc.regime, "") if rc is not None else "")
 
 
+def d_min_skip_reason(a: Analysis) -> str:
+    """Why the report has no D_min figure at all ('' when it has one)."""
+    if not any(g.has_rft for g in a.groups):
+        return ("no group has rows with recovery fine-tuning next to rows without (every D is the same), so the "
+                "minimum RFT data cannot be estimated from this table")
+    if not any(g.d_min for g in a.groups):
+        return "no group's decision law gives a minimum RFT data: " + "; ".join(
+            f"{g.label}: {g.d_min_error}" for g in a.groups if g.d_min_error)
+    return ""
+
+
 def d_min_curves(a: Analysis, path: Path, colors) -> Path:
     fig, axes = _grid(max(len(a.groups), 1), 2)
     for ax, g in zip(axes, a.groups, strict=False):
         if not g.d_min:
-            _empty(ax, f"{g.label}\nno minimum-D curve: {g.decision_error or 'the law has no RFT term'}")
+            _empty(ax, f"{g.label}\nno minimum-D curve: {g.d_min_error or g.decision_error or 'no decision law'}")
             continue
         dm = pd.DataFrame(g.d_min)
         r_max = max([d.value for d in g.r_crit.values() if d.regime == "critical"], default=0.95)
@@ -471,19 +537,29 @@ FIGURES: dict[str, Callable] = {
 }
 
 
-def draw_all(a: Analysis, out_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """Draw every figure into ``out_dir``; returns (name → path, name → error for figures that failed).
+#: Figures that a table may not support: name → why not ('' when it does).
+SKIP: dict[str, Callable[[Analysis], str]] = {"d_min": d_min_skip_reason}
+
+
+def draw_all(a: Analysis, out_dir: Path) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
+    """Draw every figure into ``out_dir``; returns (name → path, name → error for figures that failed,
+    name → why a figure the table cannot support was not drawn).
 
     A figure that fails is recorded, not raised: the numbers of the report matter more than one plot.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     colors = model_colors(a.models)
-    paths, errors = {}, {}
+    paths, errors, notes = {}, {}, {}
     with plt.rc_context({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9}):
         for name, draw in FIGURES.items():
+            why = SKIP[name](a) if name in SKIP else ""
+            if why:
+                notes[name] = why
+                (out_dir / f"{name}.png").unlink(missing_ok=True)  # a stale figure of an earlier run
+                continue
             try:
                 paths[name] = draw(a, out_dir / f"{name}.png", colors)
             except Exception as err:  # noqa: BLE001 — recorded in the report, see the docstring
                 plt.close("all")
                 errors[name] = f"{type(err).__name__}: {err}"
-    return paths, errors
+    return paths, errors, notes

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from complaw.report.analysis import Analysis, GroupAnalysis
+from complaw.report.analysis import BEST_CRITERION, Analysis, GroupAnalysis
 from complaw.report.captions import CAPTIONS
 
 FAILURE_COLUMNS = ("model", "method", "metric", "r", "D", "status", "config_hash", "error")
@@ -56,7 +56,9 @@ def group_dict(g: GroupAnalysis, a: Analysis) -> dict[str, Any]:
     speed = a.speed_for(g.key)
     return {
         "group": g.key, "label": g.label, "n_rows": len(g.frame), "n_failed": g.n_failed,
-        "direction": g.direction, "best_form": g.best_form,
+        "direction": g.direction, "best_form": g.best_form, "best_form_criterion": BEST_CRITERION,
+        "fit_status": {name: (g.fits[name].status if name in g.fits else "failed" if name in g.fit_errors
+                              else "not fitted") for name in dict.fromkeys([*a.forms, *g.fits, *g.fit_errors])},
         "fits": {name: res.to_dict() for name, res in g.fits.items()},
         "fit_errors": g.fit_errors,
         "excluded": {name: g.excluded(name) for name in g.fits},
@@ -66,26 +68,28 @@ def group_dict(g: GroupAnalysis, a: Analysis) -> dict[str, Any]:
         "decision_form": g.decision_fit.form.name if g.decision_fit else None,
         "decision_error": g.decision_error,
         "r_crit": {f"{s:g}": d.to_dict() for s, d in g.r_crit.items()},
-        "d_min": list(g.d_min),
+        "d_min": list(g.d_min), "d_min_error": g.d_min_error,
         "per_model_r_crit": list(g.per_model),
         "speedup": {f"{r:g}": d.to_dict() for r, d in speed.speedups.items()} if speed else {},
     }
 
 
-def to_dict(a: Analysis, figures: dict, figure_errors: dict, *, title: str) -> dict[str, Any]:
+def to_dict(a: Analysis, figures: dict, figure_errors: dict, *, title: str,
+            figure_notes: dict | None = None) -> dict[str, Any]:
     """Every number of the report, JSON-ready."""
     return clean({
         "title": title, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": a.source, "n_rows": a.n_rows, "n_success": a.n_success, "n_failed": len(a.failures),
         "d_unit": {"name": a.unit.name, "scale": a.unit.scale, "eps": a.unit.eps},
         "forms": list(a.forms), "sigmas": list(a.sigmas), "models": list(a.models),
+        "n_unit": {"name": a.n_unit.name, "scale": a.n_unit.scale},
         "groups": [group_dict(g, a) for g in a.groups],
         "speed": [{"group": s.key, "label": s.label, "n_rows": len(s.frame), "error": s.error,
                    "fit": s.fit.to_dict() if s.fit else None,
                    "speedup": {f"{r:g}": d.to_dict() for r, d in s.speedups.items()}} for s in a.speed],
         "failures": failures_records(a),
         "figures": {k: f"figures/{p.name}" for k, p in figures.items()},
-        "figure_errors": figure_errors, "notes": list(a.notes),
+        "figure_errors": figure_errors, "figure_notes": dict(figure_notes or {}), "notes": list(a.notes),
     })
 
 
@@ -110,15 +114,34 @@ def rcrit_text(d, spec=".3f") -> str:
     if d.regime == "critical":
         return f"{fmt(d.value, spec)} {ival(d.interval, spec)}".strip()
     return {"all-recoverable": "≥ 1 (all r recoverable)", "unreachable": "unreachable",
-            "infeasible": "– (sign conditions violated)"}.get(d.regime, d.regime)
+            "infeasible": "– (sign conditions violated)",
+            "not-identifiable": "not identifiable"}.get(d.regime, d.regime)
+
+
+def interval_text(kind: str | None, clusters: int = 0, note: str = "") -> str:
+    """``cluster bootstrap (5 clusters, rough)``, ``row bootstrap``, ``model-based (OLS)``."""
+    if kind == "cluster-bootstrap":
+        return f"cluster bootstrap ({clusters} clusters{', rough' if note else ''})"
+    return {"row-bootstrap": "row bootstrap", "ols": "model-based (OLS)"}.get(kind or "", "none")
 
 
 def params_text(res, spec=".3g") -> str:
+    """``alpha = 0.98 [0.95, 1.01]; gamma not identifiable`` (interval kind: see :func:`interval_text`)."""
     parts = []
     for e in res.params.values():
-        iv = e.boot_ci or e.ci
-        parts.append(f"{e.name} = {fmt(e.estimate, spec)} {ival(iv, spec)}")
+        if not e.identifiable:
+            parts.append(f"{e.name} not identifiable")
+            continue
+        parts.append(f"{e.name} = {fmt(e.estimate, spec)} {ival(e.interval, spec)}".strip())
     return "; ".join(parts)
+
+
+def status_text(res) -> str:
+    """``ok``, or ``unreliable: …``; with the parameters the table cannot identify."""
+    out = res.status + (": " + "; ".join(res.unreliable) if res.unreliable else "")
+    if res.unidentified:
+        out += "; not identifiable: " + "; ".join(f"{k} ({v})" for k, v in res.unidentified.items())
+    return out
 
 
 def _cell(x) -> str:
@@ -152,26 +175,35 @@ def markdown(data: dict, a: Analysis) -> str:
         best, v = g.best, g.best_validation()
         sp = a.speed_for(g.key)
         sp05 = sp.speedups.get(0.5) if sp else None
-        rows.append([g.label, g.best_form or "–", fmt(best.r2, ".3f") if best else "–",
+        rows.append([g.label, g.best_form or "–", best.status if best else "failed",
+                     fmt(best.r2, ".3f") if best else "–",
                      f"{pct(v.median_are)} / {pct(v.max_are)} ({v.rating})" if v else "–"]
                     + [rcrit_text(g.r_crit.get(s)) for s in sig]
                     + [f"{sp05.value:.2f}×" if sp05 else "–"])
-    lines += ["## Key numbers", ""]
-    lines += _md_table(["group", "best form (AIC)", "R²", "held-out error median / max"]
+    lines += ["## Key numbers", "", f"Best form: the {BEST_CRITERION}.", ""]
+    lines += _md_table(["group", "best form", "status", "R²", "held-out error median / max"]
                        + [f"r_crit σ={s:g}" for s in sig] + ["speedup r=0.5"], rows)
     lines.append("")
     for g in a.groups:
         lines += [f"## {g.label}", ""]
-        lines.append(f"- rows: {len(g.frame)} fitted" + (f", {g.n_failed} failed experiments excluded"
-                                                          if g.n_failed else ""))
+        fitted = ", ".join(f"`{f}`" for f in g.fits) or "none (no form could be fitted)"
+        lines.append(f"- rows: {len(g.frame)} successful experiment rows; forms fitted: {fitted}"
+                     + (f"; {g.n_failed} failed experiments excluded" if g.n_failed else ""))
         if g.best is not None:
             b = g.best
-            lines.append(f"- best form by AIC: `{b.form.name}` ({b.form.formula}); R² {b.r2:.4f} (centred), "
+            lines.append(f"- best form ({BEST_CRITERION}): `{b.form.name}` ({b.form.formula}); "
+                         f"status {status_text(b)}; R² {b.r2:.4f} (centred), "
                          f"{b.r2_uncentred:.4f} (uncentred); mean |rel. err.| {pct(b.mare)}; "
-                         f"sign conditions {'hold' if b.sign_ok else 'VIOLATED: ' + '; '.join(b.sign_violations)}")
-            lines.append(f"- parameters (95% bootstrap interval): {params_text(b)}")
+                         f"sign conditions {b.sign_text() if b.sign_ok else 'VIOLATED: ' + '; '.join(b.sign_violations)}")
+            lines.append(f"- parameters ({int(b.conf * 100)}% {interval_text(b.interval_kind, b.n_clusters, b.interval_note)} "
+                         f"interval): {params_text(b)}")
+        for name, res in g.fits.items():
+            if res.status != "ok" or res.unidentified:
+                lines.append(f"- `{name}` [{g.label}] status: {status_text(res)}")
+            for w in res.warnings:
+                lines.append(f"- warning `{name}` [{g.label}] ({w.code}): {w.message}")
         for form, why in g.fit_errors.items():
-            lines.append(f"- `{form}` not fitted: {why}")
+            lines.append(f"- `{form}` [{g.label}] not fitted: {why}")
         for v in g.validation:
             lines.append(f"- validation `{v.form}` {v.scheme}: median {pct(v.median_are)}, max {pct(v.max_are)} "
                          f"({v.rating}; {len(v.folds)} fold(s), {v.n_test} held-out rows)")
@@ -179,22 +211,28 @@ def markdown(data: dict, a: Analysis) -> str:
             lines.append(f"- validation `{form}` {scheme} skipped: {why}")
         if g.r_crit:
             for s, d in g.r_crit.items():
-                lines.append(f"- r_crit(σ = {s:g}) from `{g.decision_fit.form.name}`: {rcrit_text(d, '.4f')} — "
+                kind = (f" ({interval_text(d.extra.get('interval_kind'), d.extra.get('clusters', 0), d.extra.get('interval_note', ''))}"
+                        " interval)") if d.interval else ""
+                lines.append(f"- r_crit(σ = {s:g}) from `{g.decision_fit.form.name}`: {rcrit_text(d, '.4f')}{kind} — "
                              f"{d.message}")
         else:
             lines.append(f"- r_crit: not available ({g.decision_error or 'no decision law'})")
+        if g.d_min_error:
+            lines.append(f"- D_min: none — {g.d_min_error}")
         sp = a.speed_for(g.key)
         if sp and sp.speedups:
             lines.append("- speedup (speed law of " + sp.label + "): " + ", ".join(
                 f"r = {r:g}: {d.value:.3f}× {ival(d.interval, '.3f')}" for r, d in sp.speedups.items()))
         lines.append("")
     lines += ["## Speed laws", ""]
+    ratios = sorted({r for s in a.speed for r in s.speedups})
     srows = [[s.label, str(len(s.frame)), fmt(s.fit.params["a"].estimate, ".3f") if s.fit else "–",
               fmt(s.fit.params["b"].estimate, ".3f") if s.fit else "–", fmt(s.fit.r2, ".3f") if s.fit else "–"]
-             + [f"{d.value:.3f}× {ival(d.interval, '.3f')}" for d in s.speedups.values()]
-             + ([] if s.fit else [s.error]) for s in a.speed]
-    ratios = sorted({r for s in a.speed for r in s.speedups})
-    lines += _md_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios], srows)
+             + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}"
+                if r in s.speedups and s.speedups[r].value == s.speedups[r].value else "–" for r in ratios]
+             + [s.error if s.fit is None else ""] for s in a.speed]
+    lines += _md_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"],
+                       srows)
     lines += ["", "## Failures", ""]
     if a.failures.empty:
         lines.append("No failed experiments.")
@@ -254,7 +292,8 @@ def html(data: dict, a: Analysis) -> str:
            f"<style>{CSS}</style></head><body>", f"<h1>{esc(data['title'])}</h1>",
            f"<p>Source <code>{esc(a.source)}</code>: {a.n_rows} rows, {a.n_success} succeeded, "
            f"{len(a.failures)} failed. D unit: <b>{esc(a.unit.name)}</b> (scale {a.unit.scale:g}, ε {a.unit.eps:g}). "
-           f"Laws fitted per group by log-space OLS with a cluster bootstrap over base models. "
+           f"Laws fitted per group by log-space OLS; intervals by a cluster bootstrap over base models where the "
+           f"table has at least two (flagged rough below 10), else model-based (OLS) — each fit names its kind. "
            f"Created {esc(data['created'])}.</p>",
            "<nav><a href='#summary'>summary</a><a href='#figures'>figures</a><a href='#comparison'>fits</a>"
            "<a href='#validation'>validation</a><a href='#decisions'>decisions</a><a href='#speed'>speed laws</a>"
@@ -268,15 +307,19 @@ def html(data: dict, a: Analysis) -> str:
         best, v = g.best, g.best_validation()
         sp = a.speed_for(g.key)
         sp05 = sp.speedups.get(0.5) if sp else None
-        rows.append([esc(g.label), esc(g.best_form or "–"), fmt(best.r2, ".3f") if best else "–",
+        status = (best.status if best.status == "ok" else "<span class='warn'>unreliable</span>") if best else \
+            "<span class='bad'>failed</span>"
+        rows.append([esc(g.label), esc(g.best_form or "–"), status, fmt(best.r2, ".3f") if best else "–",
                      (f"{pct(v.median_are)} / {pct(v.max_are)} " + _rating(v)) if v else "–"]
                     + [esc(rcrit_text(g.r_crit.get(s))) for s in sig] + [f"{sp05.value:.2f}×" if sp05 else "–"])
     out += ["<h2 id='summary'>Summary</h2>",
-            "<p>Per (method, metric) group: the best form by AIC, its centred R², the worst held-out validation "
+            f"<p>Per (method, metric) group: the best form (the {BEST_CRITERION}), its status (unreliable: "
+            "fewer than 3 ratios, a negative centred R² or an ill-conditioned design), its centred R², the worst "
+            "held-out validation "
             "scheme of that form (median / max absolute relative error; ≤ 5% good, 5–15% usable, > 15% "
             "unreliable), the critical ratio of the decision law with its 95% bootstrap interval, and the "
             "speed law's speedup at r = 0.5.</p>",
-            _table(["group", "best form (AIC)", "R²", "held-out error"] + [f"r_crit σ={s:g}" for s in sig]
+            _table(["group", "best form", "status", "R²", "held-out error"] + [f"r_crit σ={s:g}" for s in sig]
                    + ["speedup r=0.5"], rows, left=2, raw=True)]
 
     # figures
@@ -285,31 +328,40 @@ def html(data: dict, a: Analysis) -> str:
         title, caption = CAPTIONS.get(name, (name, ""))
         out.append(f"<figure><img src='{esc(rel)}' alt='{esc(title)}'><figcaption><b>{esc(title)}.</b> "
                    f"{esc(caption)}</figcaption></figure>")
+    for name, note in data.get("figure_notes", {}).items():
+        title, _ = CAPTIONS.get(name, (name, ""))
+        out.append(f"<p class='warn'><b>{esc(title)}</b>: not drawn — {esc(note)}</p>")
     for name, err in data["figure_errors"].items():
         out.append(f"<p class='bad'>figure {esc(name)} could not be drawn: {esc(err)}</p>")
 
     # comparison
     out += ["<h2 id='comparison'>Law fits (Table-1 style comparison)</h2>",
             "<p>R² unc. is the uncentred R² that statsmodels reports for a model without intercept (what the "
-            "paper compares; it flatters the fit); R² is the centred one. Parameter intervals: 95% cluster "
-            "bootstrap over base models. Rows excluded: failed experiments and invalid cells.</p>"]
+            "paper compares; it flatters the fit); R² is the centred one. Parameter intervals: 95%, of the kind "
+            "named in the status column. A parameter the table cannot identify has no estimate, interval or sign "
+            "verdict. Rows excluded: failed experiments and invalid cells.</p>"]
     rows = []
     for g in a.groups:
         for name in a.forms:
             res = g.fits.get(name)
             if res is None:
                 why = g.fit_errors.get(name, "not fitted")
-                rows.append([esc(g.label), esc(name), "–", "–", "–", "–", "–", "–", "–",
-                             f"<span class='bad'>not fitted: {esc(why)}</span>", ""])
+                rows.append([esc(g.label), esc(name), "<span class='bad'>failed</span>", "–", "–", "–", "–", "–",
+                             "–", f"<span class='bad'>not fitted: {esc(why)}</span>", "", ""])
                 continue
             best = " <b>(best)</b>" if name == g.best_form else ""
-            signs = "ok" if res.sign_ok else "<span class='bad'>violated: " + esc("; ".join(res.sign_violations)) + "</span>"
+            signs = esc(res.sign_text()) if res.sign_ok else "<span class='bad'>violated: " + esc("; ".join(res.sign_violations)) + "</span>"
             warns = "<br>".join(f"<span class='warn'>[{esc(w.code)}]</span> {esc(w.message)}" for w in res.warnings)
-            rows.append([esc(g.label), esc(name) + best, str(res.n_obs), esc(excluded_text(g.excluded(name))),
+            status = esc(status_text(res))
+            if res.status != "ok" or res.unidentified:
+                status = f"<span class='warn'>{status}</span>"
+            status += "<br><span class='small'>" + esc(interval_text(res.interval_kind, res.n_clusters,
+                                                                       res.interval_note)) + "</span>"
+            rows.append([esc(g.label), esc(name) + best, status, str(res.n_obs), esc(excluded_text(g.excluded(name))),
                          fmt(res.r2_uncentred, ".4f"), fmt(res.r2, ".4f"), fmt(res.aic, ".1f"), pct(res.mare),
                          signs, esc(params_text(res)), warns])
-    out.append(_table(["group", "form", "n", "rows excluded", "R² unc.", "R²", "AIC", "MARE", "signs",
-                       "parameters [95% interval]", "warnings"], rows, left=2, raw=True))
+    out.append(_table(["group", "form", "status (intervals)", "n", "rows excluded", "R² unc.", "R²", "AIC", "MARE",
+                       "signs", "parameters [95% interval]", "warnings"], rows, left=3, raw=True))
 
     # validation
     out += ["<h2 id='validation'>Held-out validation</h2>",
@@ -325,15 +377,19 @@ def html(data: dict, a: Analysis) -> str:
 
     # decisions
     out += ["<h2 id='decisions'>Decisions</h2>",
-            "<p>From the decision law (<code>sengupta2025</code>, paper Theorem 3.1): beyond r_crit(σ) no amount "
-            "of RFT keeps retention ≥ σ. Intervals: 95% bootstrap.</p>"]
+            f"<p>From the decision law (<code>{esc(next((g.decision_fit.form.name for g in a.groups if g.decision_fit), 'sengupta2025'))}</code>, paper Theorem 3.1): beyond r_crit(σ) no amount "
+            "of RFT keeps retention ≥ σ. Intervals: 95%, of the kind named. A decision that needs a parameter "
+            "the table cannot identify is not given.</p>"]
     rows = []
     for g in a.groups:
         if not g.r_crit:
-            rows.append([esc(g.label), "–", "–", "–", f"<span class='bad'>{esc(g.decision_error)}</span>"])
+            rows.append([esc(g.label), "–", "–", "–", "", f"<span class='bad'>{esc(g.decision_error)}</span>"])
         for s, d in g.r_crit.items():
-            rows.append([esc(g.label), f"{s:g}", fmt(d.value, ".4f"), ival(d.interval, ".4f"), esc(d.message)])
-    out.append(_table(["group", "σ", "r_crit", "95% interval", "reading"], rows, raw=True))
+            kind = interval_text(d.extra.get("interval_kind"), d.extra.get("clusters", 0),
+                                 d.extra.get("interval_note", "")) if d.interval else ""
+            rows.append([esc(g.label), f"{s:g}", esc(rcrit_text(d, ".4f")) if d.regime != "critical" else
+                         fmt(d.value, ".4f"), ival(d.interval, ".4f"), esc(kind), esc(d.message)])
+    out.append(_table(["group", "σ", "r_crit", "95% interval", "interval kind", "reading"], rows, raw=True))
     shown_r = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
     rows = []
     for g in a.groups:
@@ -351,9 +407,12 @@ def html(data: dict, a: Analysis) -> str:
                     cells.append(f"{fmt(rec['value'], '.3g')} {ival(rec['interval'], '.3g')}".strip())
             if g.d_min:
                 rows.append([g.label, f"{s:g}"] + cells)
+    no_dmin = [[g.label, g.d_min_error] for g in a.groups if not g.d_min and g.d_min_error]
+    if no_dmin:
+        out += ["<p>No minimum RFT data for:</p>", _table(["group", "reason"], no_dmin, left=2)]
     if rows:
         out += [f"<p>Minimum RFT data D_min(r, σ) in {esc(a.unit.name)} (raw D units of the table), "
-                "with 95% bootstrap interval:</p>",
+                "with its 95% interval (kind as for r_crit):</p>",
                 _table(["group", "σ"] + [f"r = {r:g}" for r in shown_r], rows, left=1)]
 
     # speed
@@ -370,8 +429,8 @@ def html(data: dict, a: Analysis) -> str:
         p = s.fit.params
         rows.append([esc(s.label), str(s.fit.n_obs), f"{fmt(p['a'].estimate, '.3f')} {ival(p['a'].boot_ci, '.3f')}",
                      f"{fmt(p['b'].estimate, '.3f')} {ival(p['b'].boot_ci, '.3f')}", fmt(s.fit.r2, ".3f")]
-                    + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}" if r in s.speedups else "–"
-                       for r in ratios] + [""])
+                    + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}"
+                       if r in s.speedups and math.isfinite(s.speedups[r].value) else "–" for r in ratios] + [""])
     out.append(_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"],
                       rows, raw=True))
 
