@@ -56,7 +56,9 @@ def estimability(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         return 0, np.zeros(0, dtype=bool), np.zeros((0, 0))
     norms = np.linalg.norm(X, axis=0)
     norms[norms == 0] = 1.0
-    _, s, vt = np.linalg.svd(X / norms, full_matrices=True)
+    # Only V is needed: with n ≥ p rows the thin SVD gives all p right singular vectors (never the n × n U).
+    Xs = X / norms if n >= p else np.vstack([X / norms, np.zeros((p - n, p))])
+    _, s, vt = np.linalg.svd(Xs, full_matrices=False)
     tol = (s.max() if s.size else 0.0) * max(n, p) * np.finfo(float).eps
     rank = int((s > tol).sum())
     null = vt[rank:]

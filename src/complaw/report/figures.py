@@ -184,7 +184,12 @@ def perf_vs_r(a: Analysis, path: Path, colors) -> Path:
                 if "L0" in rows.columns and (r > 0).all():  # the base model at r = 0
                     r, L = np.r_[0.0, r], np.r_[rows["L0"].iloc[0], L]
                 ax.plot(r, L, marker="o", ms=3, lw=1.4, color=colors.get(m, "0.3"))
-            what = "no RFT (D = 0)" if d == 0 else (f"with RFT ({_d_text(a, d)})" if d is not None else "all D")
+            if d is None:  # one amount of RFT data in the group (or no D column)
+                only = f["D"].dropna().unique() if "D" in f.columns else []
+                what = ("no RFT (D = 0)" if len(only) == 1 and only[0] == 0 else
+                        _d_text(a, float(only[0])) if len(only) == 1 else "all D")
+            else:
+                what = "no RFT (D = 0)" if d == 0 else f"with RFT ({_d_text(a, d)})"
             ax.set_title(f"{g.label}: {what}", fontsize=10)
             ax.set_xlabel("compression ratio r")
             ax.set_ylabel(_metric_label(g))
