@@ -77,6 +77,7 @@ def test_ill_conditioned_design():
     df = simulate("sengupta2025+1", {"log_c": 0.0, **TRUTH}, base_values=(0.600, 0.601, 0.602), seed=0)
     res = fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
     assert "ill-conditioned" in codes(res) and res.condition_number > 30
+    assert res.status == "unreliable" and res.unreliable[-1].startswith("ill-conditioned design (condition number")
 
 
 def test_pooled_methods_and_metrics():

@@ -314,9 +314,8 @@ def validate_cmd(
 ) -> None:
     """Held-out validation: fit without a model / ratio / method (or the largest model) and predict it.
 
-    A scheme that cannot run on a group (no model column, one ratio, one method per group, …) is listed with
-    the reason; the command fails (exit 2) only when no scheme could run at all.
-    """
+    A scheme that cannot run on a group (no model column, one ratio, one method per group, …) is listed with the reason; the command fails (exit 2) only when no scheme could run at all.
+    """  # one line: typer keeps the line breaks of a help paragraph
     from complaw.laws.data import check_direction
     from complaw.laws.forms import DUnit, get_form
     from complaw.laws.validate import SCHEMES, validate

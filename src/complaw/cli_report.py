@@ -46,10 +46,8 @@ def report_cmd(
 ) -> None:
     """Fit the compression laws per method and metric, validate, decide, and write index.html + summary.md.
 
-    The table holds the law variables (model, N, method, metric, direction, r, D, L0, L, S, S0, status) or
-    other column names mapped with --map. A group that cannot be fitted is recorded with its reason; the
-    exit code is 2 when no group could be fitted (or, with --strict, when any form of any group failed).
-    """
+    The table holds the law variables (model, N, method, metric, direction, r, D, L0, L, S, S0, status) or other column names mapped with --map. A group that cannot be fitted is recorded with its reason; the exit code is 2 when no group could be fitted (or, with --strict, when any form of any group failed).
+    """  # one line: typer keeps the line breaks of a help paragraph
     from complaw.laws.data import parse_mapping
     from complaw.laws.forms import DUnit
     from complaw.report.analysis import NUnit
