@@ -320,3 +320,21 @@ def test_validation_scheme_that_cannot_run_says_why(tmp_path, capsys):
     assert code == 0 and json.loads(out)["validations"][0]["scheme"] == "leave-one-method-out"
     code, out, err = run(capsys, "validate", path, "--scheme", "small-to-large")
     assert code == 2 and "scheme small-to-large needs column 'N'" in err
+
+
+def test_one_base_model_report_names_its_intervals(tmp_path, capsys):
+    path = write(one_model(), tmp_path)
+    code, _, err = run(capsys, "report", path, "--out", tmp_path / "ols", "--bootstrap", "50", "--no-figures")
+    assert code == 0, err
+    data = json.loads((tmp_path / "ols" / "report.json").read_text())
+    (g,) = data["groups"]
+    fit_ = g["fits"]["sengupta2025"]
+    assert fit_["interval"]["kind"] == "ols" and "refused" in fit_["interval"]["note"]
+    rc = g["r_crit"]["0.8"]
+    assert rc["interval_kind"] == "ols" and rc["interval"][1] - rc["interval"][0] > 1e-3
+    assert "model-based (OLS)" in (tmp_path / "ols" / "index.html").read_text()
+    code, _, _ = run(capsys, "report", path, "--out", tmp_path / "rows", "--bootstrap", "50", "--no-figures",
+                     "--interval", "rows")
+    rows = json.loads((tmp_path / "rows" / "report.json").read_text())["groups"][0]
+    assert code == 0 and rows["fits"]["sengupta2025"]["interval"]["kind"] == "row-bootstrap"
+    assert rows["r_crit"]["0.8"]["interval_kind"] == "row-bootstrap"

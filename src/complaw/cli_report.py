@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from complaw.cli import app
-from complaw.cli_laws import DataArg, DirOpt, GroupOpt, MapOpt, PairsArg, StrictOpt
+from complaw.cli_laws import DataArg, DirOpt, GroupOpt, IntervalOpt, MapOpt, PairsArg, StrictOpt
 from complaw.errors import ComplawError
 from complaw.report.captions import DEFAULT_FORMS
 
@@ -35,6 +35,7 @@ def report_cmd(
     n_unit: Annotated[str, typer.Option(
         "--n-unit", help="Unit of the model-size column N: parameters (default), K, M or B (billions).")] = "parameters",
     bootstrap: Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples per fit.")] = 200,
+    interval: IntervalOpt = "auto",
     table: Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")] = None,
     form: Annotated[list[str] | None, typer.Option(
         "--form", "-f", help="Law form(s) to compare (default: " + ", ".join(DEFAULT_FORMS) + ").")] = None,
@@ -62,7 +63,7 @@ def report_cmd(
     rep = build_report(source, out, forms=tuple(form or DEFAULT_FORMS), sigmas=tuple(sigma or (0.8, 0.9)),
                        unit=DUnit(d_unit, d_scale, eps), bootstrap=bootstrap, title=title, table=table,
                        figures=figures, mapping=parse_mapping((mapping or []) + (pairs or [])),
-                       direction=direction, group=groups, n_unit=NUnit.parse(n_unit))
+                       direction=direction, group=groups, n_unit=NUnit.parse(n_unit), interval=interval)
     for line in rep.summary_lines():
         typer.echo(line)
     a = rep.analysis

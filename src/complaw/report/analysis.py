@@ -228,12 +228,12 @@ def _count_failed(failures: pd.DataFrame, key: dict[str, str]) -> int:
     return int(mask.sum())
 
 
-def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None):
+def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None, interval="auto"):
     fits, errors = {}, {}
     for name in forms:
         try:
             fits[name] = fit(sub, name, unit=unit, bootstrap=bootstrap, seed=seed, drop_invalid=True, group=key,
-                             direction=direction)
+                             direction=direction, interval=interval)
         except FIT_ERRORS as err:
             errors[name] = _strip(_reason(err), sub.source)
     return fits, errors
@@ -331,9 +331,9 @@ def _per_model(sub: LawData, direction: str, sigmas, unit, bootstrap, seed):
 
 def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, sigmas, unit: DUnit,
                   bootstrap: int, seed: int = 0, decision_form: str = DECISION_FORM,
-                  direction: str | None = None) -> GroupAnalysis:
+                  direction: str | None = None, interval: str = "auto") -> GroupAnalysis:
     """Fit, validate and decide for one (method, metric) group, recording whatever cannot be done."""
-    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed, direction)
+    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed, direction, interval)
     best = best_form(fits)
     # Held-out validation of the forms the report leans on (the best one and the decision law): each
     # scheme refits the law once per fold, so validating every form would multiply the cost.
@@ -343,7 +343,7 @@ def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, si
         if decision_form in errors:
             dec_error = errors[decision_form]
         else:  # not among the compared forms: fit it for the decisions alone
-            more, err = _fit_forms(sub, key, [decision_form], unit, bootstrap, seed, direction)
+            more, err = _fit_forms(sub, key, [decision_form], unit, bootstrap, seed, direction, interval)
             dec_fit, dec_error = more.get(decision_form), err.get(decision_form, "")
     if dec_fit is not None:
         r_crit, d_min, d_min_error = _decisions(dec_fit, sigmas)
@@ -393,7 +393,7 @@ def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0,
 def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DEFAULT_FORMS,
             sigmas=(0.8, 0.9), unit: DUnit | None = None, bootstrap: int = 200, seed: int = 0,
             decision_form: str = DECISION_FORM, source: str = "table", direction: str | None = None,
-            group: list[str] | None = None, n_unit: NUnit | None = None) -> Analysis:
+            group: list[str] | None = None, n_unit: NUnit | None = None, interval: str = "auto") -> Analysis:
     """Every number of the report, per (method, metric) group and per method (speed).
 
     Args:
@@ -403,6 +403,8 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
         direction: the metric direction for every group (default: the direction column or metric names).
         group: columns to fit one law per group (default: method and metric).
         n_unit: the unit of the N column.
+        interval: the interval kind of every fit (``auto``, ``cluster``, ``rows``, ``ols``; see
+            :func:`complaw.laws.fit.fit`).
     """
     unit = unit or DUnit()
     n_unit = n_unit or NUnit()
@@ -414,6 +416,10 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
             raise ComplawError(f"--sigma {s}: the target retention must lie in (0, 1), e.g. 0.8")
     if bootstrap < 0:
         raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
+    from complaw.laws.fit import INTERVALS
+
+    if interval not in INTERVALS:
+        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
     notes = []
     groups, speed, models = [], (), ()
     if ld is None:
@@ -429,7 +435,7 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
         for key, sub in ld.groups(by):
             groups.append(analyse_group(sub, key, n_failed=_count_failed(failures, key), forms=forms,
                                         sigmas=tuple(sigmas), unit=unit, bootstrap=bootstrap, seed=seed,
-                                        decision_form=decision_form, direction=direction))
+                                        decision_form=decision_form, direction=direction, interval=interval))
         speed = analyse_speed(ld, bootstrap=bootstrap, seed=seed)
         notes += _n_notes(ld.frame, n_unit)
     n_success = len(ld.frame) if ld is not None else 0

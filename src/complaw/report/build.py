@@ -127,6 +127,7 @@ def build_report(
     direction: str | None = None,
     group: list[str] | None = None,
     n_unit: NUnit | str | None = None,
+    interval: str = "auto",
 ) -> Report:
     """Fit, validate and decide per (method, metric) group, fit the speed law per method, write the report.
 
@@ -151,6 +152,8 @@ def build_report(
             contradicts a metric's name is an error.
         group: columns to fit one law per group (default: method and metric).
         n_unit: the unit of ``N`` (``parameters`` by default; ``B`` for billions, ``M`` for millions).
+        interval: ``auto`` (cluster bootstrap by base model with ≥ 2 clusters, model-based with one, row
+            bootstrap without a model column), ``cluster``, ``rows`` or ``ols``.
 
     Returns:
         The :class:`Report` (paths and key numbers).
@@ -171,7 +174,7 @@ def build_report(
                            "give a writable --out") from None
     analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
                        unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name,
-                       direction=direction, group=group, n_unit=n_unit)
+                       direction=direction, group=group, n_unit=n_unit, interval=interval)
     fig_paths, fig_errors, fig_notes = {}, {}, {}
     if figures:
         from complaw.report.figures import draw_all  # matplotlib only when drawing
