@@ -234,3 +234,15 @@ def test_markdown_tables_have_as_many_cells_as_headers(example_report):
         if rows:
             cells = {ln.replace("\\|", "").count("|") for ln in rows}
             assert len(cells) == 1, block
+
+
+def test_html_tables_have_as_many_cells_as_headers(example_report, tmp_path):
+    df = small_table()
+    broken = pd.concat([df, df.head(2).assign(method="tiny")], ignore_index=True)  # a group that fails
+    failing = build_report(broken, tmp_path, bootstrap=0, figures=False)
+    for rep in (example_report, failing):
+        html = rep.html.read_text()
+        for table in re.findall(r"<table>(.*?)</table>", html, re.S):
+            head = len(re.findall(r"<th[ >]", table))
+            rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
+            assert all(len(re.findall(r"<td", r)) == head for r in rows), table[:200]

@@ -214,7 +214,13 @@ def render_fits(items) -> None:
         for name, why in res.unidentified.items():
             console.print(f"  {where}: {name} not identifiable: {why}", style="yellow", highlight=False, markup=False)
         for w in res.warnings:
+            if w.code in _SAID_BY_UNIDENTIFIED and res.unidentified:
+                continue  # the "not identifiable" line above says it
             console.print(f"  {where} warning [{w.code}]: {w.message}", style="yellow", highlight=False, markup=False)
+
+
+#: Warnings that repeat what a "not identifiable" line already says.
+_SAID_BY_UNIDENTIFIED = ("single-base", "single-D", "rank-deficient")
 
 
 def _short(g: dict[str, str]) -> str:

@@ -201,6 +201,8 @@ def markdown(data: dict, a: Analysis) -> str:
             if res.status != "ok" or res.unidentified:
                 lines.append(f"- `{name}` [{g.label}] status: {status_text(res)}")
             for w in res.warnings:
+                if res.unidentified and w.code in ("single-base", "single-D", "rank-deficient"):
+                    continue  # the status line says it
                 lines.append(f"- warning `{name}` [{g.label}] ({w.code}): {w.message}")
         for form, why in g.fit_errors.items():
             lines.append(f"- `{form}` [{g.label}] not fitted: {why}")
