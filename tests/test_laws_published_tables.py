@@ -146,6 +146,9 @@ def test_all_d_zero_report_prefers_identified_forms_and_draws_no_d_min(tmp_path)
     assert g["best_form"] not in ("sengupta2025", "talk") and not g["fits"][g["best_form"]]["unidentified"]
     assert g["d_min"] == [] and g["d_min_error"].startswith("not identifiable from this table: gamma")
     assert "d_min" not in rep.figures and not (tmp_path / "figures" / "d_min.png").exists()
+    # per model, the law without its (unidentifiable) RFT factor gives the critical ratio
+    assert {m["form"] for m in g["per_model_r_crit"]} == {"sengupta2025-r+1"}
+    assert all(m["regime"] == "critical" for m in g["per_model_r_crit"])
     assert "recovery fine-tuning" in rep.data["figure_notes"]["d_min"]
     html, md = rep.html.read_text(), rep.md.read_text()
     assert "not drawn" in html and "D_min: none — not identifiable" in md
@@ -338,3 +341,14 @@ def test_one_base_model_report_names_its_intervals(tmp_path, capsys):
     rows = json.loads((tmp_path / "rows" / "report.json").read_text())["groups"][0]
     assert code == 0 and rows["fits"]["sengupta2025"]["interval"]["kind"] == "row-bootstrap"
     assert rows["r_crit"]["0.8"]["interval_kind"] == "row-bootstrap"
+
+
+def test_the_library_checks_the_direction_too():
+    df = simulate("sengupta2025", LOSS, base_values=(5, 6, 7, 8), seed=7).assign(metric="c4_ppl")
+    with pytest.raises(ComplawError, match="--direction higher: contradicts metric 'c4_ppl'"):
+        fit(df, "sengupta2025", direction="higher", bootstrap=0)
+    from complaw.laws import validate
+
+    with pytest.raises(ComplawError, match="contradicts metric 'c4_ppl'"):
+        validate(df, "sengupta2025", "leave-one-ratio-out", direction="higher")
+    assert fit(df, "sengupta2025", bootstrap=0).direction == "lower"

@@ -458,6 +458,7 @@ def fit(
     if form.fixed_direction:
         direction = form.fixed_direction
     else:
+        check_direction(ld, direction)  # an explicit direction may not contradict a metric's name
         direction = form.direction_for(ld.direction(direction))
     frame, dropped_here = ld.rows_for(form, drop_invalid=drop_invalid)
     dropped = {**ld.dropped, **dropped_here}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from complaw.errors import ComplawError
-from complaw.laws.data import LawData, as_law_data
+from complaw.laws.data import LawData, as_law_data, check_direction
 from complaw.laws.fit import fit
 from complaw.laws.forms import LawForm, get_form
 
@@ -97,6 +97,8 @@ def validate(data, form: str | LawForm, scheme: str, *, direction: str | None = 
         raise ComplawError(f"scheme {scheme!r}: unknown; use one of {', '.join(SCHEMES)} or 'all'")
     form = get_form(form)
     ld: LawData = as_law_data(data, mapping=mapping)
+    if not form.fixed_direction:
+        check_direction(ld, direction)
     direction = form.fixed_direction or ld.direction(direction)
     frame, _ = ld.rows_for(form, drop_invalid=fit_kwargs.get("drop_invalid", False))
     fit_kwargs = {**fit_kwargs, "bootstrap": 0}

@@ -309,11 +309,15 @@ def _per_model(sub: LawData, direction: str, sigmas, unit, bootstrap, seed):
         for form in (PER_MODEL_FORM, PER_MODEL_FALLBACK):
             try:
                 # One model is one cluster: resample its rows instead.
-                res = fit(rows, form, direction=direction, unit=unit, bootstrap=bootstrap, cluster=None,
+                got = fit(rows, form, direction=direction, unit=unit, bootstrap=bootstrap, cluster=None,
                           seed=seed, drop_invalid=True)
-                break
             except FIT_ERRORS as err:
                 reason = _reason(err)
+                continue
+            res = res or got
+            if not got.unidentified:  # e.g. a model with one D: its RFT term is not identifiable, drop it
+                res = got
+                break
         for s in sigmas:
             rec = {"model": model, "N": n_size, "sigma": s, "form": res.form.name if res else None}
             if res is None:
