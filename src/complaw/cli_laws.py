@@ -436,8 +436,11 @@ def critical_cmd(
         for s in sigmas:
             rows.append({"group": key, **critical_ratio(law, s).to_dict()})
             for x in r or []:
-                if law.form.term("recovery") is None:
-                    continue  # a law without an RFT term has no minimum RFT data
+                if law.form.term("recovery") is None:  # said once per law and ratio, not an error for the others
+                    rows.append({"group": key, "name": "D_min", "value": None, "interval": None, "regime": "no-rft-term",
+                                 "message": f"form {law.form.name} has no RFT term: no minimum RFT data", "r": x,
+                                 "sigma": s})
+                    continue
                 rows.append({"group": key, **min_rft_data(law, x, s).to_dict()})
     for f in failures:
         rows.append({"group": {**f.group, "form": f.form}, "name": "fit", "value": None, "interval": None,
