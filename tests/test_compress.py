@@ -1,4 +1,4 @@
-"""FFN slicing (random, magnitude, PruneNet) and layer removal on tiny Llama and Qwen2 models.
+"""FFN slicing (random, magnitude, PruneNet) and layer removal on tiny Llama, Qwen2 and Gemma-3 models.
 
 Every method × family × ratio must: reduce parameters by exactly the analytic count, save as a standard
 checkpoint that reloads (``from_pretrained`` and ``complaw.models.load``) with identical logits, and take a
@@ -12,7 +12,15 @@ import math
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from complaw.compress import available_methods, compress
 from complaw.compress.ffn import kept_rows
@@ -24,19 +32,24 @@ from complaw.models import load, save
 HIDDEN, FFN, LAYERS, VOCAB = 64, 176, 4, 128
 FFN_METHODS = ("random-ffn", "magnitude-ffn", "prunenet")
 METHODS = (*FFN_METHODS, "layer-drop")
-FAMILIES = ("llama", "qwen2")
+FAMILIES = ("llama", "qwen2", "gemma3_text")
 RATIOS = (0.1, 0.5, 0.9)
 # Fast settings so the whole file runs in seconds; the policy is trained once per model and cached.
 FAST = {"prunenet": {"episodes": 2}}
 
 
 def tiny_model(family: str, seed: int = 0):
-    """A random tiny model: Llama (untied, MHA) or Qwen2 (tied embeddings, GQA, q/k/v biases)."""
+    """A random tiny model: Llama (untied, MHA), Qwen2 (tied embeddings, GQA, q/k/v biases) or Gemma-3
+    (pre- and post-norms, q/k norms, sliding-window and full-attention layers, tied, scaled embeddings)."""
     torch.manual_seed(seed)
     common = dict(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
                   num_attention_heads=4, max_position_embeddings=64)
     if family == "llama":
         model = LlamaForCausalLM(LlamaConfig(num_key_value_heads=4, tie_word_embeddings=False, **common))
+    elif family == "gemma3_text":
+        model = Gemma3ForCausalLM(Gemma3TextConfig(
+            num_key_value_heads=1, head_dim=16, sliding_window=8, tie_word_embeddings=True,
+            layer_types=["sliding_attention", "full_attention"] * (LAYERS // 2), **common))
     else:
         model = Qwen2ForCausalLM(Qwen2Config(num_key_value_heads=2, tie_word_embeddings=True, **common))
     return model.eval()
@@ -63,11 +76,13 @@ IDS = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(1
 def params_per_layer(config) -> int:
     """Analytic parameter count of one decoder layer (attention + gated MLP + two norms)."""
     d, n = config.hidden_size, config.intermediate_size
-    head_dim = d // config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or d // config.num_attention_heads
     q = d * config.num_attention_heads * head_dim
     kv = 2 * d * config.num_key_value_heads * head_dim
     o = config.num_attention_heads * head_dim * d
     bias = (config.num_attention_heads + 2 * config.num_key_value_heads) * head_dim if config.model_type == "qwen2" else 0
+    if config.model_type == "gemma3_text":  # four norms around attention and MLP, q/k norms
+        return q + kv + o + 3 * d * n + 4 * d + 2 * head_dim
     return q + kv + o + bias + 3 * d * n + 2 * d
 
 
@@ -153,7 +168,7 @@ def test_save_reload_identical_logits(method, family, tmp_path):
             k = math.floor((1 - ratio) * FFN + 1e-9)
             assert reloaded.config.intermediate_size == k
             assert record.kept_per_layer == [k] * LAYERS
-        if family == "qwen2":  # tied embeddings stay tied
+        if family in ("qwen2", "gemma3_text"):  # tied embeddings stay tied
             assert reloaded.lm_head.weight.data_ptr() == reloaded.model.embed_tokens.weight.data_ptr()
 
 
@@ -178,8 +193,10 @@ def test_layer_drop_keeps_kv_cache_working(family):
     assert len(record.details["removed_layers"]) == 2
     layers = model.model.layers
     assert [layer.self_attn.layer_idx for layer in layers] == list(range(len(layers)))
-    if getattr(model.config, "layer_types", None) is not None:  # Qwen2 carries a per-layer list in v5
+    if getattr(model.config, "layer_types", None) is not None:  # Qwen2 and Gemma-3 carry a per-layer list
         assert len(model.config.layer_types) == len(layers)
+        own = [getattr(layer.self_attn, "layer_type", None) for layer in layers]
+        assert own in ([None] * len(layers), model.config.layer_types)  # each layer keeps its own type
     with torch.inference_mode():
         full = model(input_ids=IDS).logits[:, -1]
         prefix = model(input_ids=IDS[:, :-1], use_cache=True)
@@ -275,3 +292,23 @@ def test_bfloat16_model_stays_bfloat16(method):
 def test_bad_method_options_are_user_errors(options, message):
     with pytest.raises(ComplawError, match=message):
         compress(tiny_model("llama"), "prunenet", 0.3, **options)
+
+
+def test_slicegpt_is_refused_on_a_post_norm_family_with_the_reason():
+    with pytest.raises(ComplawError, match="post-norms .*computational invariance"):
+        compress(tiny_model("gemma3_text"), "slicegpt", 0.3, calibration=calibration_ids())
+
+
+def test_gemma3_layer_drop_keeps_each_layers_attention_type(tmp_path):
+    model = tiny_model("gemma3_text")
+    with torch.no_grad():  # layer 1 (full attention) and 2 (sliding) near-identity -> both dropped
+        for i in (1, 2):
+            model.model.layers[i].self_attn.o_proj.weight.zero_()
+            model.model.layers[i].mlp.down_proj.weight.zero_()
+    model, record = compress(model, "layer-drop", 0.5, calibration=calibration_ids())
+    assert record.details["removed_layers"] == [1, 2]
+    assert model.config.layer_types == ["sliding_attention", "full_attention"]
+    reloaded = load(str(save(model, tmp_path / "g", record=record))).eval()
+    assert [layer.self_attn.layer_type for layer in reloaded.model.layers] == ["sliding_attention", "full_attention"]
+    assert [layer.self_attn.layer_type for layer in model.model.layers] == model.config.layer_types
+    assert torch.equal(logits(reloaded, IDS), logits(model, IDS))

@@ -33,10 +33,22 @@ def generic(monkeypatch):
     return run
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2", "sliced"])
+def tiny_gemma3():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    return Gemma3ForCausalLM(Gemma3TextConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=8, max_position_embeddings=64,
+        layer_types=["sliding_attention", "full_attention"])).eval()
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "sliced", "gemma3_text"])
 def test_fast_path_matches_logits(family, generic):
     if family == "sliced":
         model, _ = compress(tiny_model("llama"), "slicegpt", 0.25, calibration=token_ids(8, 32, 3))
+    elif family == "gemma3_text":  # scaled embeddings, sliding windows shorter than the blocks
+        model = tiny_gemma3()
     else:
         model = tiny_model(family)
     assert intrinsic._decoder_and_head(model) is not None

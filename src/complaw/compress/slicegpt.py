@@ -370,10 +370,23 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
 # The registered method
 
 
+# Calibration windows (N sequences × T tokens) by the device the PCA runs on. The reference's 128 × 2048
+# (262k tokens) is minutes on a GPU but an hour of forward passes and PCA on a 2-core CPU for a 135M model;
+# 16k tokens is ~30× the hidden size of a small LLM, enough for a stable covariance (BENCHMARKS.md).
+CALIBRATION_BUDGETS = {"cpu": (32, 512), "accelerator": (128, 2048)}
+
+
+def default_calibration_budget(device: torch.device | str) -> tuple[int, int]:
+    """``(samples, seqlen)`` of the default calibration for a PCA on ``device``."""
+    kind = torch.device(device).type
+    return CALIBRATION_BUDGETS["cpu" if kind == "cpu" else "accelerator"]
+
+
 @register_method("slicegpt", needs_calibration=True, pre_norm_only=True,
                  description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)")
 def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
-             calibration_samples: int = 128, calibration_seqlen: int = 2048, calibration_batch_size: int = 8,
+             calibration_samples: int | None = None, calibration_seqlen: int | None = None,
+             calibration_batch_size: int = 8,
              round_to: int = 8, slice_head: bool = False, rotation: str = "pca", text_field: str = "text",
              calibration_split: str = "train",
              device: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -386,7 +399,9 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         calibration: texts, a file path, ``zoo:SPLIT``, a dataset id ``NAME[:CONFIG]``, token ids, or None
             for the zoo's calibration split.
         tokenizer: used to tokenise text calibration data (default: the model's own).
-        calibration_samples / calibration_seqlen: N sequences of T tokens (reference: 128 x 2048).
+        calibration_samples / calibration_seqlen: N sequences of T tokens. Default: a token budget for the
+            device the PCA runs on (:func:`default_calibration_budget`): the reference's 128 x 2048 on an
+            accelerator, 32 x 512 (16,384 tokens) on a CPU. The budget used is in ``details["calibration"]``.
         calibration_batch_size: sequences per forward pass.
         round_to: kept widths are multiples of this (8 for tensor cores; 1 keeps every dim at ratio 0).
         slice_head: slice the LM head's input too (default: rotate only).
@@ -411,10 +426,19 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
     if param_dtype == torch.float16:
         warnings.warn("SliceGPT in float16 can overflow (Qwen especially); prefer bfloat16 or float32",
                       stacklevel=2)
+    run_on = torch.device(device) if device is not None else next(model.parameters()).device
+    default_samples, default_seqlen = default_calibration_budget(run_on)
+    for key, value in (("calibration_samples", calibration_samples), ("calibration_seqlen", calibration_seqlen)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ComplawError(f"option {key}={value!r}: must be a positive integer, e.g. {key}=32")
+    samples = default_samples if calibration_samples is None else calibration_samples
+    seqlen = default_seqlen if calibration_seqlen is None else calibration_seqlen
     batches, calib = calibration_batches(
-        model, calibration, tokenizer=tokenizer, samples=calibration_samples, seqlen=calibration_seqlen,
+        model, calibration, tokenizer=tokenizer, samples=samples, seqlen=seqlen,
         batch_size=calibration_batch_size, seed=seed, text_field=text_field, split=calibration_split,
     )
+    calib["budget"] = {"device": run_on.type, "samples": samples, "seqlen": seqlen,
+                       "default": calibration_samples is None and calibration_seqlen is None}
     before = count_parameters(model)
     was_tied = adapter.head(model).weight.data_ptr() == adapter.embedding(model).weight.data_ptr()
     was_training = model.training

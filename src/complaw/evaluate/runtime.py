@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import platform
 import statistics
@@ -57,6 +58,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cache_keyword(model) -> str:
+    """The forward's KV-cache argument: ``cache`` in recent transformers, ``past_key_values`` before."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _cache_of(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
 @torch.inference_mode()
 def measure_runtime(model, *, batch_size: int = 1, seq_len: int = 128, new_tokens: int = 32, repeats: int = 5,
                     warmup: int = 2, seed: int = 0) -> RuntimeResult:
@@ -82,26 +97,34 @@ def measure_runtime(model, *, batch_size: int = 1, seq_len: int = 128, new_token
         prefill()
     prefill_times = [timed(prefill) for _ in range(repeats)]
 
-    uses_cache = prefill().past_key_values is not None
+    cache_kw = _cache_keyword(model)
+    uses_cache = _cache_of(prefill()) is not None
 
-    def decode():
+    def decode() -> float:
+        """Seconds of ``new_tokens`` decode steps after an untimed prefill of the prompt."""
         out = model(input_ids=ids, use_cache=uses_cache)
-        past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        past, nxt = _cache_of(out), out.logits[:, -1:].argmax(-1)
         seq = ids
+        _sync(device)
+        t = time.perf_counter()
         for _ in range(new_tokens):
             if uses_cache:
-                out = model(input_ids=nxt, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = model(input_ids=nxt, use_cache=True, **{cache_kw: past})
+                past = _cache_of(out)
             else:  # no KV cache: recompute the whole prefix
                 seq = torch.cat([seq, nxt], dim=1)
                 out = model(input_ids=seq)
             nxt = out.logits[:, -1:].argmax(-1)
+        _sync(device)
+        return time.perf_counter() - t
 
     for _ in range(max(1, warmup)):  # decode has its own one-time costs (single-token kernels, cache growth)
         decode()
-    decode_times = [timed(decode) - statistics.median(prefill_times) for _ in range(max(1, repeats // 2))]
+    # The decode steps alone are timed (not "prefill + decode minus a median prefill", which goes negative
+    # when the prefill timings are noisy).
+    decode_times = [decode() for _ in range(max(1, repeats // 2))]
     model.train(was_training)
-    decode_s = max(statistics.median(decode_times), 1e-9)
+    decode_s = statistics.median(decode_times)
     from complaw.compress.registry import count_parameters
 
     lin = linear_params(model)

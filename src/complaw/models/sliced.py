@@ -119,11 +119,11 @@ class SlicedDecoderLayer(_decoder_layer_base()):
         return residual + out
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_ids=None,
-                past_key_values=None, use_cache: bool | None = False, position_embeddings=None,
-                **kwargs: Any) -> torch.Tensor:
+                use_cache: bool | None = False, position_embeddings=None, **kwargs: Any) -> torch.Tensor:
+        # The KV cache travels in kwargs under whichever name the decoder uses (``cache`` in recent
+        # transformers, ``past_key_values`` before), so the attention never sees both.
         hidden_states = self.attention_block(
-            hidden_states, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, use_cache=use_cache,
+            hidden_states, attention_mask=attention_mask, position_ids=position_ids, use_cache=use_cache,
             position_embeddings=position_embeddings, **kwargs,
         )
         return self.mlp_block(hidden_states)
