@@ -79,9 +79,12 @@ def test_statistics_match_statsmodels_and_definitions():
     np.testing.assert_allclose([e.se for e in res.params.values()], ols.bse, rtol=1e-10)
     np.testing.assert_allclose([e.pvalue for e in res.params.values()], ols.pvalues, rtol=1e-6, atol=1e-300)
     assert res.r2_uncentred == pytest.approx(ols.rsquared)  # statsmodels is uncentred without a constant
-    assert res.r2 < res.r2_uncentred
+    assert res.r2_adj_uncentred == pytest.approx(ols.rsquared_adj)
+    assert res.r2 == pytest.approx(1 - ols.ssr / ols.centered_tss) and res.r2 < res.r2_uncentred
     assert res.aic == pytest.approx(ols.aic) and res.bic == pytest.approx(ols.bic)
-    assert res.fvalue == pytest.approx(ols.fvalue)
+    assert res.fvalue == pytest.approx(ols.fvalue) and res.f_pvalue == pytest.approx(ols.f_pvalue, abs=1e-300)
+    assert res.df_resid == ols.df_resid and res.rank == 3
+    np.testing.assert_allclose([e.ci for e in res.params.values()], ols.conf_int(alpha=0.05), rtol=1e-10)
     pred = res.predict(df)
     are = np.abs(pred - df["L"]) / df["L"]
     assert res.mare == pytest.approx(are.mean()) and res.max_are == pytest.approx(are.max())
@@ -93,7 +96,29 @@ def test_intercept_variant_and_centred_r2():
     res = fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
     assert res.params["log_c"].estimate == pytest.approx(0.1, abs=0.05)
     y, X = get_form("sengupta2025+1").design(df, DUnit())
-    assert res.r2 == pytest.approx(sm.OLS(y, X).fit().rsquared)  # with a constant statsmodels is centred
+    ols = sm.OLS(y, X).fit()
+    assert res.r2 == pytest.approx(ols.rsquared)  # with a constant statsmodels is centred
+    assert res.r2_adj == pytest.approx(ols.rsquared_adj) and res.r2_uncentred == pytest.approx(1 - ols.ssr / ols.uncentered_tss)
+    assert res.fvalue == pytest.approx(ols.fvalue) and res.aic == pytest.approx(ols.aic)
+
+
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")  # statsmodels says so; we expect it
+def test_rank_deficient_design_matches_statsmodels_on_what_it_identifies():
+    # one D next to an intercept: statsmodels' minimum-norm solution, with log_c and gamma not identifiable
+    df = simulate("sengupta2025+1", {"log_c": 0.0, **TRUTH}, d_values=(5.0,), seed=4)
+    res = fit(df, "sengupta2025+1", direction="higher", bootstrap=0)
+    y, X = get_form("sengupta2025+1").design(df, DUnit())
+    ols = sm.OLS(y, X).fit()
+    assert res.rank == ols.df_model + ols.k_constant == 3 and res.df_resid == ols.df_resid
+    for j, name in enumerate(res.form.param_names):
+        e = res.params[name]
+        if name in ("log_c", "gamma"):
+            assert not e.identifiable and np.isnan(e.estimate)
+            continue
+        assert e.estimate == pytest.approx(ols.params[j], rel=1e-10) and e.se == pytest.approx(ols.bse[j], rel=1e-10)
+        assert e.ci == pytest.approx(tuple(ols.conf_int()[j]), rel=1e-10)
+    np.testing.assert_allclose(res.coef_vector, ols.params, rtol=1e-10)
+    assert res.r2 == pytest.approx(ols.rsquared) and res.aic == pytest.approx(ols.aic)
 
 
 def test_smearing_estimates_the_mean():

@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # laws
     "fit": "complaw.laws", "fit_groups": "complaw.laws", "compare": "complaw.laws", "validate": "complaw.laws",
+    "fit_each": "complaw.laws",  # one verdict per (group, form): failures as rows, not an abort
     "load_results": "complaw.laws", "get_form": "complaw.laws", "available_forms": "complaw.laws",
     "register_form": "complaw.laws", "DUnit": "complaw.laws", "FitResult": "complaw.laws",
     "LawForm": "complaw.laws", "simulate": "complaw.laws", "SCHEMES": "complaw.laws",

@@ -5,8 +5,9 @@ Each command is a plain typed function over the public API (:mod:`complaw.laws`,
 on its own: a group that cannot be fitted is a row with its reason, the others are fitted, and the exit
 code is 0 when at least one group was fitted (2 when none was, or with ``--strict`` when any failed).
 
-The law engine (pandas, scipy) is imported inside the commands, so ``complaw forms`` and ``complaw --help``
-start without it, and no table command imports torch or transformers.
+The law engine (pandas; statsmodels, its OLS, only once a law is fitted) is imported inside the commands, so
+``complaw forms``, ``complaw critical`` and ``complaw --help`` start without it, and no table command imports
+torch or transformers.
 """
 
 from __future__ import annotations

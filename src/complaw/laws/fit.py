@@ -10,6 +10,9 @@ diagnostics, the sign-condition verdict and whether the fit is reliable; which p
 cannot identify (they get no estimate, interval or verdict); and the draws that give every decision its
 interval.
 
+The OLS fit is statsmodels' (``statsmodels.regression.linear_model.OLS``, imported inside :func:`fit` so that
+importing this module stays light); the bootstrap solves per-cluster normal equations in numpy.
+
 Intervals (``interval=``): ``auto`` resamples base-model clusters when there are at least 2 (flagged as
 rough below :data:`MIN_CLUSTERS`), refuses the cluster bootstrap with one cluster (it would redraw the
 same rows every time: zero-width intervals) and falls back to the model-based OLS interval, and resamples
@@ -23,10 +26,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from warnings import catch_warnings, filterwarnings
 
 import numpy as np
 import pandas as pd
-from scipy import special  # t and F distributions; far lighter to import than scipy.stats or statsmodels
 
 from complaw.errors import ComplawError
 from complaw.laws.data import LawData, as_law_data, check_direction
@@ -401,12 +404,6 @@ def _choose_interval(interval: str, *, robust: bool, bootstrap: int, cl: str | N
     return "cluster-bootstrap", ""
 
 
-def _has_constant(X: np.ndarray, rank: int) -> bool:
-    """Whether the design spans a constant (an intercept, or a column constant over the rows)."""
-    aug = np.column_stack([X, np.ones(len(X))])
-    return int(np.linalg.matrix_rank(aug)) == rank
-
-
 def fit(
     data,
     form: str | LawForm = "sengupta2025",
@@ -482,18 +479,26 @@ def fit(
     clusters = sorted(set(groups)) if cl else []
     kind, note = _choose_interval(interval, robust=robust, bootstrap=bootstrap, cl=cl, cluster=cluster,
                                   clusters=clusters, where=where)
-    dfr = n - rank
-
     if robust:
         theta = huber_fit(X, y, delta=huber_delta, seed=seed)
-        cov = None
+        ols = cov = None
+        dfr = n - rank
     else:
-        pinv = np.linalg.pinv(X)  # as statsmodels: the minimum-norm solution when the design is rank-deficient
-        theta = pinv @ y
+        # statsmodels is the OLS engine. Imported here, not at the top: it takes over a second to import, which
+        # `complaw forms`, `critical` and `import complaw.cli` never pay. Its default pinv solve gives the
+        # minimum-norm solution of a rank-deficient design; the parameters that design cannot pin down are
+        # reported as not identifiable below.
+        from statsmodels.regression.linear_model import OLS
+
+        with catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            # a rank-deficient design is no surprise here: `unidentified` has already named what it cannot tell
+            filterwarnings("ignore", message="The design matrix is rank-deficient")
+            ols = OLS(y, X).fit()
+        theta = np.asarray(ols.params, dtype=float)
+        cov = np.asarray(ols.cov_params(), dtype=float)
+        rank, dfr = int(ols.model.rank), int(ols.df_resid)
     resid = y - X @ theta
     ssr = float(resid @ resid)
-    if not robust:
-        cov = (ssr / dfr) * (pinv @ pinv.T)
     if kind in ("cluster-bootstrap", "row-bootstrap") and bootstrap:
         resample = groups if kind == "cluster-bootstrap" else np.arange(n)
         boot = _bootstrap(X, y, resample, bootstrap, rng, "huber" if robust else "ols", huber_delta, theta)
@@ -501,16 +506,19 @@ def fit(
         boot = _model_draws(theta, cov, dfr, bootstrap, rng)
     else:
         boot = None
-    if robust:
-        se = boot.std(axis=0, ddof=1) if boot is not None else np.full(p, math.nan)
-    else:
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tstat = theta / se
-    pvals = 2 * special.stdtr(dfr, -np.abs(tstat))
-    tq = float(special.stdtrit(dfr, 0.5 + conf / 2))
-    lo_q, hi_q = 100 * (0.5 - conf / 2), 100 * (0.5 + conf / 2)
     booted = kind in ("cluster-bootstrap", "row-bootstrap") and boot is not None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if robust:  # standard errors from the resamples, intervals their percentiles
+            from scipy import stats
+
+            se = boot.std(axis=0, ddof=1) if boot is not None else np.full(p, math.nan)
+            pvals = 2 * stats.t.sf(np.abs(theta / se), dfr)
+            t_ci = None
+        else:
+            se = np.asarray(ols.bse, dtype=float)
+            pvals = np.asarray(ols.pvalues, dtype=float)
+            t_ci = np.asarray(ols.conf_int(alpha=1 - conf), dtype=float)
+    lo_q, hi_q = 100 * (0.5 - conf / 2), 100 * (0.5 + conf / 2)
     n_clusters = len(clusters) if kind == "cluster-bootstrap" else 0
     params = {}
     for j, name in enumerate(names):
@@ -519,23 +527,27 @@ def fit(
                                     n_clusters)
             continue
         boot_ci = (float(np.percentile(boot[:, j], lo_q)), float(np.percentile(boot[:, j], hi_q))) if booted else None
-        ci = boot_ci if robust else (float(theta[j] - tq * se[j]), float(theta[j] + tq * se[j]))
+        ci = boot_ci if robust else (float(t_ci[j, 0]), float(t_ci[j, 1]))
         params[name] = Estimate(name, float(theta[j]), float(se[j]), ci, float(pvals[j]), boot_ci, True, "", kind,
                                 n_clusters)
 
-    sst_c = float(((y - y.mean()) ** 2).sum())
-    sst_u = float(y @ y)
+    if robust:
+        sst_c, sst_u = float(((y - y.mean()) ** 2).sum()), float(y @ y)
+        fvalue = f_pvalue = math.nan
+        llf = -0.5 * n * (math.log(2 * math.pi * max(ssr, 1e-300) / n) + 1)  # Gaussian, as for OLS
+        aic, bic = -2 * llf + 2 * rank, -2 * llf + rank * math.log(n)
+    else:
+        # statsmodels' R² is the centred one when the design spans a constant (an intercept, or a column such as
+        # log 2 at D = 0 everywhere) and the uncentred one otherwise; both are made from its sums of squares.
+        # F tests against the constant-only model or against 0 by the same rule.
+        ssr, sst_c, sst_u = float(ols.ssr), float(ols.centered_tss), float(ols.uncentered_tss)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ok_f = ols.df_model > 0 and dfr > 0
+            fvalue = float(ols.fvalue) if ok_f else math.nan
+            f_pvalue = float(ols.f_pvalue) if ok_f else math.nan
+            aic, bic = float(ols.aic), float(ols.bic)
     r2 = 1 - ssr / sst_c if sst_c > 0 else math.nan
     r2_u = 1 - ssr / sst_u if sst_u > 0 else math.nan
-    if robust or dfr <= 0:
-        fvalue = f_pvalue = math.nan
-    else:  # as statsmodels: against the constant-only model when the design spans a constant, else against 0
-        const = _has_constant(X, rank)
-        df_model = rank - int(const)
-        explained = (sst_c if const else sst_u) - ssr
-        fvalue = (explained / df_model) / (ssr / dfr) if df_model > 0 and ssr > 0 else math.nan
-        f_pvalue = float(special.fdtrc(df_model, dfr, fvalue)) if math.isfinite(fvalue) else math.nan
-    llf = -0.5 * n * (math.log(2 * math.pi * max(ssr, 1e-300) / n) + 1)
     target = frame[form.target].to_numpy(dtype=float)
     pred = np.exp(form.predict_log(theta, frame, unit))
     are = np.abs(pred - target) / np.abs(target)
@@ -564,7 +576,7 @@ def fit(
         n_obs=n, df_resid=dfr, r2=r2, r2_uncentred=r2_u,
         r2_adj=1 - (1 - r2) * (n - 1) / dfr if dfr > 0 else math.nan,
         r2_adj_uncentred=1 - (1 - r2_u) * n / dfr if dfr > 0 else math.nan,
-        fvalue=fvalue, f_pvalue=f_pvalue, aic=-2 * llf + 2 * rank, bic=-2 * llf + rank * math.log(n),
+        fvalue=fvalue, f_pvalue=f_pvalue, aic=aic, bic=bic,
         rmse=float(np.sqrt(np.mean((pred - target) ** 2))), mare=float(are.mean()),
         median_are=float(np.median(are)), max_are=float(are.max()), log_rmse=math.sqrt(ssr / n),
         smearing=float(np.mean(np.exp(resid))), condition_number=cond,
