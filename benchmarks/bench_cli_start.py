@@ -6,7 +6,10 @@ Runs ``complaw forms``, ``complaw critical`` (from parameters) and ``complaw fit
 processes, ``--rounds`` times each; with ``--before-src`` (the ``src`` directory of an older checkout, e.g.
 ``git archive 0856fee src | tar -x -C /tmp/before``) the old code runs too, interleaved round by round with
 the current one so both see the same machine load. Prints min / median / max wall seconds per command, the
-``python -X importtime`` total of ``complaw.cli``, and which heavy modules importing it loads.
+same for the CPU seconds (user + sys) of each process — close to what the wall time would be on an idle
+machine, when the machine is shared — the ``python -X importtime`` total of ``complaw.cli``, and which heavy
+modules importing it loads. ``complaw fit`` loads statsmodels (its OLS, imported inside the fit); ``forms``
+and ``critical`` from parameters do not.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,13 +46,16 @@ def env_for(src: str | None) -> dict[str, str]:
     return env
 
 
-def wall(argv: list[str], env: dict[str, str]) -> float:
+def wall(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + sys) of one fresh ``python -m complaw …`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "complaw", *argv], env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def import_profile(env: dict[str, str]) -> tuple[float, list[str]]:
@@ -70,20 +77,22 @@ def main() -> None:
                       ratios=(0.1, 0.3, 0.5, 0.7, 0.9), seed=0).assign(metric="avg_acc", method="prunenet")
         df.to_csv(csv, index=False)
         variants = {"after": None} if args.before_src is None else {"before": args.before_src, "after": None}
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        load_start = os.getloadavg()[0]
         for _ in range(args.rounds):  # interleaved: every variant and command once per round
             for label, argv in commands(csv).items():
                 for variant, src in variants.items():
                     times.setdefault((label, variant), []).append(wall(argv, env_for(src)))
-        print(f"load average at the end: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs; "
-              f"{args.rounds} rounds")
-        print(f"{'command':<32}" + "".join(f"{v + ' min/median/max s':>28}" for v in variants))
-        for label in commands(csv):
-            cells = []
-            for variant in variants:
-                t = times[(label, variant)]
-                cells.append(f"{min(t):.2f} / {statistics.median(t):.2f} / {max(t):.2f}")
-            print(f"{label:<32}" + "".join(f"{c:>28}" for c in cells))
+        print(f"load average (1 min) at the start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f}; "
+              f"{os.cpu_count()} CPUs; {args.rounds} rounds")
+        for what, col in (("wall", 0), ("CPU", 1)):
+            print(f"{'command':<32}" + "".join(f"{v + f' {what} min/median/max s':>32}" for v in variants))
+            for label in commands(csv):
+                cells = []
+                for variant in variants:
+                    t = [x[col] for x in times[(label, variant)]]
+                    cells.append(f"{min(t):.2f} / {statistics.median(t):.2f} / {max(t):.2f}")
+                print(f"{label:<32}" + "".join(f"{c:>32}" for c in cells))
         for variant, src in variants.items():
             secs, heavy = import_profile(env_for(src))
             loaded = ", ".join(heavy) or "none of " + "/".join(HEAVY)
