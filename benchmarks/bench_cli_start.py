@@ -6,8 +6,8 @@ Runs ``complaw forms``, ``complaw critical`` (from parameters) and ``complaw fit
 processes, ``--rounds`` times each; with ``--before-src`` (the ``src`` directory of an older checkout, e.g.
 ``git archive 0856fee src | tar -x -C /tmp/before``) the old code runs too, interleaved round by round with
 the current one so both see the same machine load. Prints min / median / max wall seconds per command, the
-same for the CPU seconds (user + sys) of each process — close to what the wall time would be on an idle
-machine, when the machine is shared — the ``python -X importtime`` total of ``complaw.cli``, and which heavy
+same for the CPU seconds (user + sys) of each process (on a shared machine the load inflates these less than
+the wall time, but it does inflate them), the ``python -X importtime`` total of ``complaw.cli``, and which heavy
 modules importing it loads. ``complaw fit`` loads statsmodels (its OLS, imported inside the fit); ``forms``
 and ``critical`` from parameters do not.
 """
