@@ -141,7 +141,7 @@ def _print_record(record) -> None:
 
 @app.command("compress")
 def compress_command(
-    model: str = typer.Argument(..., help="zoo:NAME, a local checkpoint directory, or a hub id."),
+    model: str = typer.Argument(..., help="zoo:NAME, real:NAME (complaw zoo list), a .gguf file, a local checkpoint directory, or a hub id."),
     method: str = typer.Option("prunenet", "--method", "-m", help="Compression method (see `complaw methods`)."),
     ratio: float = typer.Option(..., "--ratio", "-r", help="The method's compression ratio in [0, 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed for every random choice of the method."),

@@ -29,7 +29,7 @@ _FLAGS = {"ratio": "--ratio", "samples": "--rft-samples", "lr": "--rft-lr", "ran
 
 @app.command("run")
 def run_command(
-    model: Annotated[str, typer.Argument(help="zoo:NAME, a checkpoint directory, or a hub id.")],
+    model: Annotated[str, typer.Argument(help="zoo:NAME, real:NAME, a .gguf file, a checkpoint directory, or a hub id.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Compression method (complaw methods).")] = "prunenet",
     ratio: Annotated[float, typer.Option("--ratio", "-r", help="The method's compression ratio in [0, 1).")] = 0.3,
     rft_samples: Annotated[int, typer.Option("--rft-samples", "-D", help="Recovery samples D (0: no RFT).")] = 0,

@@ -83,7 +83,7 @@ class ExperimentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(..., description="zoo:NAME, a local checkpoint directory, or a hub id")
+    model: str = Field(..., description="zoo:NAME, real:NAME, a .gguf file, a local checkpoint directory, or a hub id")
     method: str = Field(..., description="Registered compression method (complaw methods)")
     ratio: float = Field(..., ge=0, lt=1, description="The method's own compression ratio")
     method_options: dict[str, Any] = Field(default_factory=dict, description="Method-specific options")

@@ -98,8 +98,25 @@ def _hub_texts(name: str, split: str, text_field: str) -> list[str]:
     return [t for t in ds[text_field] if isinstance(t, str)]
 
 
+def starts_with_bos(tokenizer) -> bool:
+    """True when the tokenizer puts a BOS token before every text it encodes (Gemma, Llama-2/3 do;
+    SmolLM2 and the zoo's do not): such models are trained to see it first and degrade badly without it
+    (Gemma-3-270M on stdlib code: 4.72 nats/token without, 2.76 with; BENCHMARKS.md)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    try:
+        ids = tokenizer("a", verbose=False)["input_ids"]
+    except TypeError:  # tokenizer-likes without the verbose flag
+        ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
 def token_blocks(texts: list[str], tokenizer, seq_len: int, max_blocks: int | None = None) -> torch.Tensor:
     """Concatenate the texts (EOS between documents) and cut them into full blocks of ``seq_len`` tokens.
+
+    When the tokenizer starts every text with BOS (:func:`starts_with_bos`), every block starts with BOS
+    followed by ``seq_len - 1`` tokens of the stream, as the model saw its inputs in training.
 
     Returns:
         A LongTensor of shape (n_blocks, seq_len); the tail shorter than a block is dropped.
@@ -107,17 +124,22 @@ def token_blocks(texts: list[str], tokenizer, seq_len: int, max_blocks: int | No
     if seq_len < 2:
         raise ComplawError(f"seq_len {seq_len}: must be at least 2 tokens")
     eos = tokenizer.eos_token_id
+    bos = tokenizer.bos_token_id if starts_with_bos(tokenizer) else None
+    width = seq_len - 1 if bos is not None else seq_len  # stream tokens per block
     ids: list[int] = []
-    need = None if max_blocks is None else max_blocks * seq_len
+    need = None if max_blocks is None else max_blocks * width
     for text in texts:
         ids.extend(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         if eos is not None:
             ids.append(eos)
         if need is not None and len(ids) >= need:
             break
-    n = len(ids) // seq_len
+    n = len(ids) // width
     if max_blocks is not None:
         n = min(n, max_blocks)
     if n == 0:
         raise ComplawError(f"dataset has {len(ids)} tokens: fewer than one block of seq_len {seq_len}")
-    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
+    blocks = torch.tensor(ids[: n * width], dtype=torch.long).view(n, width)
+    if bos is not None:
+        blocks = torch.cat([torch.full((n, 1), bos, dtype=torch.long), blocks], dim=1)
+    return blocks

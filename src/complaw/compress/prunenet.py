@@ -86,6 +86,8 @@ class PruneNetConfig:
             on ``|W|`` the same linear scorer can learn a (weighted L1) row norm, which the KS reward
             rewards and which preserves loss far better (BENCHMARKS.md, "Compression").
         seed: seeds the policy's initialisation and all training noise.
+        patience: stop after this many episodes without a new best episode reward (0: off, always run
+            ``episodes``, the paper's protocol). What is optimised is unchanged; only the episode count is.
     """
 
     episodes: int = 20
@@ -98,6 +100,7 @@ class PruneNetConfig:
     baseline: bool = False
     features: str = "abs"
     seed: int = 0
+    patience: int = 0
 
     def __post_init__(self) -> None:
         require(int(self.episodes) >= 1, f"episodes={self.episodes}: must be at least 1, e.g. 20")
@@ -107,6 +110,7 @@ class PruneNetConfig:
         require(self.temperature > 0, f"temperature={self.temperature}: must be positive, e.g. 1.0")
         require(self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive, e.g. 1.0")
         require(self.features in FEATURES, f"features={self.features!r}: must be one of {', '.join(FEATURES)}")
+        require(int(self.patience) >= 0, f"patience={self.patience}: must be >= 0 (0 turns the early stop off)")
 
 
 @dataclass
@@ -354,6 +358,8 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
         if total > best_reward:
             best_reward, history.best_episode = total, episode
             best_state = {name: t.detach().clone() for name, t in policy.state_dict().items()}
+        elif config.patience and episode - history.best_episode >= config.patience:
+            break  # early stop: no new best for `patience` episodes
     policy.load_state_dict(best_state)
     policy.requires_grad_(False)
     history.wall_time_s = time.perf_counter() - start
@@ -430,7 +436,7 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig) -> tu
 )
 def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
              round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,
-             baseline: bool = False, features: str = "abs") -> tuple[nn.Module, dict[str, Any]]:
+             baseline: bool = False, features: str = "abs", patience: int = 0) -> tuple[nn.Module, dict[str, Any]]:
     """PruneNet through the method registry.
 
     Args:
@@ -441,7 +447,8 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
             trained and written there), or ``None`` (trained on first use, cached in memory by model).
         selection: ``"sample"`` (the paper's noisy sampling, seeded) or ``"topk"`` (deterministic).
         round_to: round the kept size down to a multiple of this (e.g. 8 or 64).
-        episodes, lr, train_ratio, baseline: training settings (see :class:`PruneNetConfig`); ignored
+        episodes, lr, train_ratio, baseline, features, patience: training settings (see
+            :class:`PruneNetConfig`); ignored
             when a trained ``policy`` is given.
     """
     require(selection in SELECTIONS, f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
@@ -453,7 +460,7 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
         details["kept_per_layer"] = [n] * num_layers
         return model, details
     config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, baseline=baseline, features=features,
-                            seed=seed)
+                            seed=seed, patience=patience)
     trained_policy, trained_now, path = _resolve_policy(model, policy, config)
     fingerprint = model_fingerprint(model)
     start = time.perf_counter()
@@ -467,6 +474,7 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
         policy_matches_model=trained_policy.fingerprint == fingerprint,
         policy_train_time_s=trained_policy.history.wall_time_s if trained_now else 0.0,
         policy_best_episode=trained_policy.history.best_episode,
+        policy_episodes_run=len(trained_policy.history.episode_rewards),
         prune_time_s=time.perf_counter() - start,
     )
     return model, details

@@ -53,7 +53,7 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("sweep", description="Name of the sweep (stored with every record)")
-    models: list[str] = Field(..., min_length=1, description="Base models: zoo:NAME, directories or hub ids")
+    models: list[str] = Field(..., min_length=1, description="Base models: zoo:NAME, real:NAME, .gguf files, directories or hub ids")
     methods: list[MethodSpec] = Field(..., min_length=1, description="Compression methods")
     ratios: list[float] = Field(..., min_length=1, description="Compression ratios in [0, 1)")
     rft_samples: list[int] = Field(default_factory=lambda: [0], min_length=1, description="D values (0: no RFT)")
