@@ -49,20 +49,27 @@ def _load_tokenizer(path: str):
     return load_tokenizer(path)
 
 
-def _check_family_early(method: str, path: str) -> None:
-    """Refuse a method the model's family does not support before loading its weights."""
-    config_file = Path(path) / "config.json"
-    if not config_file.is_file():
-        return  # a hub id or a custom format: compress() checks once the model is loaded
-    from complaw.compress.registry import check_family
+def _check_family_early(method: str, model_id: str, path: str | None = None) -> None:
+    """Refuse a method the model's family does not support before fetching or loading its weights.
 
-    try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except (OSError, json.JSONDecodeError):
-        return
+    The family comes from the real-model registry for ``real:NAME`` (nothing fetched yet), else from the
+    checkpoint's ``config.json``; a hub id or a custom format is checked by compress() once loaded."""
     from types import SimpleNamespace
 
-    check_family(method, SimpleNamespace(model_type=model_type))
+    from complaw.compress.registry import check_family
+
+    model_type = None
+    if str(model_id).startswith("real:"):
+        from complaw.zoo import real
+
+        model_type = real.get(str(model_id)).model_type
+    elif path is not None and (Path(path) / "config.json").is_file():
+        try:
+            model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type")
+        except (OSError, json.JSONDecodeError):
+            return
+    if model_type is not None:
+        check_family(method, SimpleNamespace(model_type=model_type))
 
 
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
@@ -85,8 +92,9 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
         raise ComplawError(f"--dtype {dtype!r}: must be one of {', '.join(_DTYPES)}")
     options = dict(options or {})
     check_options(method, options)
+    _check_family_early(method, model_id)  # before a real model is fetched
     path = resolve_model_id(model_id)
-    _check_family_early(method, path)
+    _check_family_early(method, model_id, path)
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer
