@@ -414,3 +414,19 @@ def test_generate_with_kv_cache_matches_no_cache():
     cached = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=0)
     uncached = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=False, pad_token_id=0)
     assert cached.shape == (1, 12) and torch.equal(cached, uncached)
+
+
+def test_calibration_default_is_a_token_budget_for_the_device_and_is_recorded():
+    from complaw.compress.slicegpt import default_calibration_budget
+
+    assert default_calibration_budget("cpu") == (32, 512)
+    assert default_calibration_budget("cuda") == (128, 2048)  # the reference's 128 × 2048
+    _, record = compress(tiny_model("llama"), "slicegpt", 0.25, calibration=token_ids(40, 600, seed=3))
+    calib = record.details["calibration"]
+    # 32 windows of min(512, max_position_embeddings = 64) tokens
+    assert calib["budget"] == {"device": "cpu", "samples": 32, "seqlen": 512, "default": True}
+    assert (calib["sequences"], calib["seqlen"]) == (32, 64)
+    _, record = compress(tiny_model("llama"), "slicegpt", 0.25, calibration=CALIB, calibration_samples=8)
+    assert record.details["calibration"]["budget"]["default"] is False
+    with pytest.raises(ComplawError, match="calibration_samples='8': must be a positive integer"):
+        compress(tiny_model("llama"), "slicegpt", 0.25, calibration=CALIB, calibration_samples="8")
