@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,23 @@ def gguf_file_of(path: str | Path) -> Path:
     return p.resolve()
 
 
+@lru_cache(maxsize=64)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # part of the cache key: a rewritten file is hashed again
+    return sha256_file(path)
+
+
+def file_digest(file: str | Path) -> str:
+    """sha256 of a GGUF file, hashed once per process for an unchanged file (a command resolves its model
+    several times: model, tokenizer, record)."""
+    st = Path(file).stat()
+    return _digest(str(Path(file).resolve()), st.st_size, st.st_mtime_ns)
+
+
 def converted_dir(file: str | Path, digest: str | None = None) -> Path:
     """Where the conversion of ``file`` lives in the cache (whether or not it exists yet)."""
     file = Path(file)
-    digest = digest or sha256_file(file)
+    digest = digest or file_digest(file)
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in file.stem)[:80] or "model"
     return cache_dir("gguf") / f"{stem}-{digest[:16]}"
 
@@ -106,7 +120,7 @@ def convert_gguf(file: str | Path, out: str | Path | None = None, *, card: dict[
             cannot read from GGUF.
     """
     src = gguf_file_of(file)
-    digest = sha256_file(src)
+    digest = file_digest(src)
     target = Path(out).expanduser() if out is not None else converted_dir(src, digest)
     if _is_converted(target, digest):
         return target

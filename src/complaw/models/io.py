@@ -57,7 +57,8 @@ def resolve_model_id(model_id: str | Path) -> str:
         raise ComplawError(f"model {text!r}: no such .gguf file")
     looks_local = text.startswith(("/", ".", "~")) or text.count("/") > 1  # a hub id is org/name
     if looks_local and not Path(text).expanduser().exists():
-        raise ComplawError(f"model {text!r}: no such directory (give a checkpoint directory, zoo:NAME or org/name)")
+        raise ComplawError(f"model {text!r}: no such directory (give a checkpoint directory, a .gguf file, "
+                           "zoo:NAME, real:NAME or org/name)")
     return str(Path(text).expanduser()) if text.startswith("~") else text
 
 
