@@ -52,18 +52,20 @@ def _load_tokenizer(path: str):
 def _check_family_early(method: str, model_id: str, path: str | None = None) -> None:
     """Refuse a method the model's family does not support before fetching or loading its weights.
 
-    The family comes from the real-model registry for ``real:NAME`` (nothing fetched yet), else from the
-    checkpoint's ``config.json``; a hub id or a custom format is checked by compress() once loaded."""
+    Without ``path`` (before resolving): ``real:NAME`` is checked from the real-model registry, so nothing is
+    fetched for a refused method. With ``path`` (after resolving): any other checkpoint is checked from its
+    ``config.json``; a hub id or a custom format is checked by compress() once loaded."""
     from types import SimpleNamespace
 
     from complaw.compress.registry import check_family
 
     model_type = None
-    if str(model_id).startswith("real:"):
-        from complaw.zoo import real
+    if path is None:
+        if str(model_id).startswith("real:"):
+            from complaw.zoo import real
 
-        model_type = real.get(str(model_id)).model_type
-    elif path is not None and (Path(path) / "config.json").is_file():
+            model_type = real.get(str(model_id)).model_type
+    elif not str(model_id).startswith("real:") and (Path(path) / "config.json").is_file():
         try:
             model_type = json.loads((Path(path) / "config.json").read_text()).get("model_type")
         except (OSError, json.JSONDecodeError):
