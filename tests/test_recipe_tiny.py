@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -99,7 +100,8 @@ def test_recipe_record_is_complete_and_deterministic(tiny, tmp_path):
     assert a.base.latency_s > 0 and set(a.versions) >= {"torch", "transformers", "peft", "lm_eval"}
     assert a.base_latency_s == a.base.latency_s  # a single run times its base right before compressing
     strip = lambda r: r.model_dump(exclude={"timings_s", "started_at", "finished_at", "base", "compressed",  # noqa: E731
-                                            "recovered", "compression", "rft", "base_latency_s"})
+                                            "recovered", "compression", "rft", "base_latency_s", "peak_rss_bytes",
+                                            "peak_rss_exact", "start_rss_bytes"})
     assert strip(a) == strip(b)
     for stage in ("base", "compressed", "recovered"):
         ma, mb = getattr(a, stage), getattr(b, stage)
@@ -131,3 +133,99 @@ def test_nan_model_gives_an_invalid_record(tiny, tmp_path):
                                 rft=RFTConfig(samples=0)))
     assert rec.status == "invalid" and "nan" in rec.error.lower()
     assert rec.base is not None and math.isnan(rec.base.test_loss)
+
+
+def test_every_d_of_a_unit_starts_from_the_compressed_weights(tiny):
+    """Two D > 0 in one unit (the snapshot is restored before the second) = each D run alone."""
+    from complaw.recipe import run_unit
+
+    cfgs = [config(tiny, rft=RFTConfig(samples=d, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4,
+                                       lr=3e-3), runtime=RuntimeConfig(enabled=False)) for d in (0, 8, 16)]
+    together = run_unit(cfgs)
+    alone = [run_unit([c])[0] for c in cfgs[1:]]
+    assert [r.status for r in together] == ["success"] * 3
+    for joint, single in zip(together[1:], alone, strict=True):
+        assert joint.recovered.test_loss == single.recovered.test_loss
+        assert joint.rft["loss_curve"] == single.rft["loss_curve"]
+
+
+def test_record_carries_peak_memory_and_dtype(tiny, tmp_path):
+    from complaw.sweep import ResultStore
+
+    rec = run_experiment(config(tiny, runtime=RuntimeConfig(enabled=False)))
+    assert rec.status == "success", rec.error
+    assert rec.dtype == "float32" and rec.compression["details"]["dtype"] == "float32"
+    assert rec.start_rss_bytes > 0 and rec.peak_rss_bytes >= rec.start_rss_bytes
+    assert isinstance(rec.peak_rss_exact, bool)
+    assert rec.cuda_max_allocated_bytes is None  # CPU run
+    with ResultStore(tmp_path / "r.db") as store:
+        store.put([rec])
+        frame = store.frame()
+    assert frame["peak_rss_mb"].iloc[0] == pytest.approx(rec.peak_rss_bytes / 2**20)
+    assert frame["dtype"].iloc[0] == "float32"
+
+
+_PEAK_SCRIPT = """
+import json, time, torch
+from complaw.evaluate.memory import PeakMemory
+mib = 2**20
+with PeakMemory() as mem:  # a new high for the (fresh) process: the kernel's own peak
+    x = torch.ones(300 * mib // 4); del x
+    first = mem.read()
+with PeakMemory() as mem:  # below that high: only the sampler sees it
+    x = torch.ones(100 * mib // 4); time.sleep(0.1); del x
+    second = mem.read()
+print(json.dumps([first.to_dict(), second.to_dict()]))
+"""
+
+
+def test_peak_memory_sees_a_short_allocation_exact_or_sampled():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True).stdout
+    first, second = json.loads(out.splitlines()[-1])
+    mib = 2**20
+    assert first["rss_exact"] and first["rss_bytes"] >= first["rss_start_bytes"] + 290 * mib
+    assert not second["rss_exact"] and second["rss_bytes"] >= second["rss_start_bytes"] + 90 * mib
+
+
+def test_compress_and_run_compute_in_one_dtype(tiny, tmp_path):
+    """A bf16 checkpoint: compress and run both follow resolve_device's rule, not the checkpoint's dtype."""
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    from complaw.cli import main
+    from complaw.cli_compress import run_compress
+    from complaw.models.io import dtype_name, resolve_device
+
+    ckpt = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny / "model", dtype=torch.bfloat16).save_pretrained(ckpt)
+    for f in (tiny / "model").glob("tokenizer*"):
+        (ckpt / f.name).write_bytes(f.read_bytes())
+    rule = dtype_name(resolve_device("auto", "auto")[1])
+    comp = run_compress(str(ckpt), "random-ffn", 0.5, out=tmp_path / "c")
+    rec = run_experiment(config(tiny, model=str(ckpt), runtime=RuntimeConfig(enabled=False),
+                                rft=RFTConfig(samples=0)))
+    assert comp.details["dtype"] == rec.dtype == rec.compression["details"]["dtype"] == rule
+    assert comp.details["device"] == rec.device
+    assert json.loads((tmp_path / "c" / "complaw.json").read_text())["dtype"] == rule
+    with safe_open(tmp_path / "c" / "model.safetensors", "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32" if rule == "float32" else "BF16"}
+    # an explicit dtype is taken by both, and recorded
+    assert main(["compress", str(ckpt), "-m", "random-ffn", "-r", "0.5", "--dtype", "bfloat16",
+                 "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "complaw.json").read_text())["dtype"] == "bfloat16"
+    rec = run_experiment(config(tiny, model=str(ckpt), dtype="bfloat16", device="cpu",
+                                runtime=RuntimeConfig(enabled=False), rft=RFTConfig(samples=0)))
+    assert rec.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("command", ["compress", "run"])
+def test_a_bad_dtype_is_one_line(tiny, capsys, command):
+    from complaw.cli import main
+
+    assert main([command, str(tiny / "model"), "-m", "random-ffn", "-r", "0.5", "--dtype", "int8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--dtype 'int8'" in err and "\n" not in err

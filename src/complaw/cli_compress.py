@@ -19,8 +19,6 @@ import typer
 from complaw.cli import app
 from complaw.errors import ComplawError
 
-_DTYPES = ("float32", "bfloat16", "float16")
-
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
     """``["key=value", ...]`` -> dict; values are read as JSON when they parse (numbers, true/false,
@@ -75,23 +73,25 @@ def _check_family_early(method: str, model_id: str, path: str | None = None) -> 
 
 
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
-                 options: dict[str, Any] | None = None, dtype: str | None = None, device: str | None = None):
+                 options: dict[str, Any] | None = None, dtype: str | None = "auto", device: str | None = "auto"):
     """Load ``model_id``, compress it with ``method`` at ``ratio``, optionally save it to ``out``.
+
+    Args:
+        dtype, device: where and in which dtype to compute, by the rule ``complaw run`` and ``complaw sweep``
+            follow too (:func:`~complaw.models.io.resolve_device`: ``auto`` is bf16 on CUDA, float32 on CPU,
+            whatever the checkpoint's dtype); both are recorded in ``details`` and in ``out/complaw.json``.
 
     Returns:
         The :class:`~complaw.compress.CompressionRecord` (also written to ``out/complaw.json``).
     """
-    import torch
-
     from complaw.compress import compress, get_method
     from complaw.compress.registry import check_options, check_ratio
     from complaw.models import load, save
-    from complaw.models.io import resolve_model_id
+    from complaw.models.io import dtype_name, resolve_device, resolve_model_id
 
     spec = get_method(method)  # fail on a typo or a bad ratio before loading a big model
     ratio = check_ratio(ratio)
-    if dtype is not None and dtype not in _DTYPES:
-        raise ComplawError(f"--dtype {dtype!r}: must be one of {', '.join(_DTYPES)}")
+    dev, dt = resolve_device(device, dtype)
     options = dict(options or {})
     check_options(method, options)
     _check_family_early(method, model_id)  # before a real model is fetched
@@ -101,15 +101,16 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer
     try:
-        model = load(model_id, dtype=getattr(torch, dtype) if dtype else None, device=device)
+        model = load(model_id, dtype=dt, device=dev)
     except OSError as err:  # unreachable hub id, missing files: the user's input, not our bug
         raise ComplawError(f"model {model_id!r}: cannot be loaded ({str(err).splitlines()[0]})") from None
     model.eval()
     model, record = compress(model, method, ratio, seed=seed, **options)
     record.options.pop("tokenizer", None)
-    record.details["model"] = str(model_id)
+    record.details.update(model=str(model_id), device=str(dev), dtype=dtype_name(dt))
     if out is not None:
-        save(model, out, record=record, tokenizer=tokenizer, extra={"base_model": str(model_id)})
+        save(model, out, record=record, tokenizer=tokenizer,
+             extra={"base_model": str(model_id), "device": str(dev), "dtype": dtype_name(dt)})
         record.details["out"] = str(out)
     return record
 
@@ -157,8 +158,8 @@ def compress_command(
     seed: int = typer.Option(0, "--seed", help="Seed for every random choice of the method."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Save the compressed model here (reloadable)."),
     option: list[str] = typer.Option([], "--option", help="Method option key=value (repeatable), e.g. round_to=64."),
-    dtype: str | None = typer.Option(None, "--dtype", help="Load in float32, bfloat16 or float16."),
-    device: str | None = typer.Option(None, "--device", help="Torch device, e.g. cuda (default cpu)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU, as run and sweep), float32, bfloat16, float16."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Compress a model and print (and optionally save) its compression record."""

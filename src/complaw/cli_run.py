@@ -48,7 +48,7 @@ def run_command(
     calibration: Annotated[str | None, typer.Option(help="Calibration data for calibration-based methods.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of compression and RFT.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU, as compress and sweep), float32, bfloat16, float16.")] = "auto",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow custom modelling code (off by default).")] = False,
     out: Annotated[Path | None, typer.Option(help="Write the record as JSON here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
@@ -109,6 +109,11 @@ def print_record(record: ExperimentRecord) -> None:
         speedup = f"  prefill speedup {s0 / s:.2f}× (paired)" if s0 and s else ""
         console.print(f"ratio {comp['ratio']}  measured param_reduction {comp['param_reduction']:.4f}  "
                       f"compression {comp['wall_time_s']:.1f}s{speedup}")
+    if record.peak_rss_bytes is not None:
+        cuda = (f", CUDA max allocated {record.cuda_max_allocated_bytes / 2**20:,.0f} MiB"
+                if record.cuda_max_allocated_bytes is not None else "")
+        console.print(f"{record.device} {record.dtype}: peak RSS {record.peak_rss_bytes / 2**20:,.0f} MiB"
+                      f"{'' if record.peak_rss_exact else ' (sampled)'}{cuda}")
     if record.base and record.base.tasks:
         console.print("tasks: " + json.dumps({k: round(v.get("acc_norm", v["acc"]), 4)
                                               for k, v in (record.recovered or record.base).tasks.items()}))

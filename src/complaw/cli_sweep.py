@@ -76,7 +76,8 @@ def results_command(
         return
     t = Table(title=f"{store} — {len(frame)} rows")
     cols = (["model", "method", ratio_col, "D", "metric", "L0", "L", "status"] if law_rows else
-            ["model", "method", ratio_col, "rft_samples", "status", "param_reduction", "test_loss", "avg_acc", "error"])
+            ["model", "method", ratio_col, "rft_samples", "status", "param_reduction", "test_loss", "avg_acc",
+             "peak_rss_mb", "error"])
     for col in cols:
         t.add_column(col)
     for _, row in frame.head(limit).iterrows():

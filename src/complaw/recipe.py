@@ -25,14 +25,15 @@ import traceback
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from complaw.compress import compress, get_method
 from complaw.compress.registry import check_options, check_ratio
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
+from complaw.evaluate.memory import PeakMemory
 from complaw.models import load, load_tokenizer
+from complaw.models.io import dtype_name, resolve_device
 from complaw.recover import RFTConfig, recover
 from complaw.textdata import load_texts, token_blocks
 
@@ -143,6 +144,17 @@ class ExperimentRecord(BaseModel):
     timings_s: dict[str, float] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
     device: str = ""
+    dtype: str = Field("", description="The compute dtype (models.io.resolve_device's rule), e.g. float32")
+    peak_rss_bytes: int | None = Field(
+        None, description="Peak resident memory of the process from the start of this experiment's unit "
+        "(load, compress, every evaluation) to the end of this experiment")
+    peak_rss_exact: bool | None = Field(
+        None, description="True: the kernel's own peak (ru_maxrss); False: the highest RSS sampled every 5 ms, "
+        "a lower bound (an earlier unit of the same process had gone higher)")
+    start_rss_bytes: int | None = Field(
+        None, description="Resident memory when the unit began (Python, torch, tokenizer, test data)")
+    cuda_max_allocated_bytes: int | None = Field(
+        None, description="torch.cuda.max_memory_allocated over the same stretch; None off CUDA")
     git_revision: str | None = None
     started_at: str = ""
     finished_at: str | None = None
@@ -155,28 +167,6 @@ class ExperimentRecord(BaseModel):
 
 
 # --- components -------------------------------------------------------------------------------------------
-def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
-    """``auto``: CUDA with bf16 when present, else CPU with float32."""
-    if device == "auto":
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except RuntimeError:
-            raise ComplawError(f"--device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ComplawError(f"--device {device}: CUDA is not available on this machine; use cpu or auto")
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype == "auto":
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    elif dtype in names:
-        dt = names[dtype]
-    else:
-        raise ComplawError(f"--dtype {dtype!r}: use auto, float32, bfloat16 or float16")
-    return dev, dt
-
-
 class Evaluator:
     """Evaluates model states with fixed settings; the test blocks are tokenised once."""
 
@@ -296,14 +286,17 @@ def _fail(record: ExperimentRecord, err: BaseException) -> None:
         record.status, record.error = "failed", f"{type(err).__name__}: {err}\n{tail}"
 
 
-def _close(record: ExperimentRecord) -> None:
+def _close(record: ExperimentRecord, mem: PeakMemory | None = None) -> None:
+    if mem is not None:  # the unit's peak so far: load, compression and every evaluation up to this record
+        peak = mem.read()
+        record.peak_rss_bytes, record.peak_rss_exact = peak.rss_bytes, peak.rss_exact
+        record.start_rss_bytes, record.cuda_max_allocated_bytes = peak.rss_start_bytes, peak.cuda_max_allocated_bytes
+    record.finished_at = _now()
     if record.status != "running":
-        record.finished_at = _now()
         return
     stages = ((record.base, "base"), (record.compressed, "compressed"), (record.recovered, "recovered"))
     reasons = [r for r in (invalid_reason(m, s) for m, s in stages if m is not None) if r]
     record.status, record.error = ("invalid", "; ".join(reasons)) if reasons else ("success", None)
-    record.finished_at = _now()
 
 
 def evaluate_base(cfg: ExperimentConfig) -> Metrics:
@@ -330,8 +323,17 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
     for c in cfgs[1:]:
         if c.rft.samples:
             load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
-    info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device))
+    info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device),
+                dtype=dtype_name(dtype))
     records = [ExperimentRecord(config_hash=c.config_hash(), config=c, status="running", **info) for c in cfgs]
+    with PeakMemory(device) as mem:
+        _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem)
+    return records
+
+
+def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> None:
+    """The body of :func:`run_unit`: fills ``records`` in place."""
+    cfg = cfgs[0]
     shared: dict[str, float] = {}
     try:
         t = time.perf_counter()
@@ -353,6 +355,7 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
 
         t = time.perf_counter()
         model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
+        comp.details.update(device=str(device), dtype=dtype_name(dtype))
         shared["compress"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -363,20 +366,27 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
             rec.base = base
             rec.timings_s.update(shared)
             _fail(rec, err)
-            _close(rec)
-        return records
+            _close(rec, mem)
+        return
 
-    # RFT modifies the weights in place: keep the compressed weights to start every D from them.
+    # RFT modifies the weights in place. With more than one D > 0, keep the compressed weights to start
+    # every later D from them; the last D needs no copy (the model is dropped after it), so a unit with a
+    # single D > 0 (every `complaw run`) keeps none.
+    with_rft = [i for i, c in enumerate(cfgs) if c.rft.samples]
     snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} \
-        if any(c.rft.samples for c in cfgs) else None
-    for c, rec in zip(cfgs, records, strict=True):
+        if len(with_rft) > 1 else None
+    for i, (c, rec) in enumerate(zip(cfgs, records, strict=True)):
         rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
         rec.base_latency_s = paired
         rec.timings_s.update(shared)
         if not c.rft.samples:
             rec.recovered = compressed
-            _close(rec)
+            _close(rec, mem)
             continue
+        if i != with_rft[0]:  # start from the compressed weights again
+            model.load_state_dict(snapshot)
+        if i == with_rft[-1]:
+            snapshot = None
         try:
             t = time.perf_counter()
             model, rft = recover(model, tokenizer, c.rft)
@@ -390,10 +400,7 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
             rec.timings_s["evaluate_recovered"] = time.perf_counter() - t
         except Exception as err:
             _fail(rec, err)
-        finally:
-            model.load_state_dict(snapshot)
-        _close(rec)
-    return records
+        _close(rec, mem)
 
 
 def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> ExperimentRecord:

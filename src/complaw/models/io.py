@@ -4,6 +4,8 @@
 plus ``complaw.json`` with the format name and the compression record. ``load`` reads any of:
 a ``zoo:NAME`` id, a local directory, or a Hugging Face hub id. Formats that are not plain
 ``from_pretrained`` checkpoints (SliceGPT's sliced model) register a loader by format name.
+:func:`resolve_device` is the one rule for where and in which dtype ``compress``, ``run`` and ``sweep``
+compute (``auto``: CUDA with bf16 when present, else CPU with float32, whatever the checkpoint's dtype).
 
     >>> save(model, "out/llama-m-prunenet-0.3", record=record, tokenizer=tok)
     >>> model = load("out/llama-m-prunenet-0.3")
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from complaw.errors import ComplawError
@@ -24,6 +27,44 @@ from complaw.errors import ComplawError
 META_FILE = "complaw.json"
 Loader = Callable[..., nn.Module]
 _LOADERS: dict[str, Loader] = {}
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | None = "auto", dtype: str | None = "auto") -> tuple[torch.device, torch.dtype]:
+    """The device and compute dtype of a command: one rule for ``compress``, ``run`` and ``sweep``.
+
+    ``auto`` device: CUDA when present, else CPU. ``auto`` dtype: bfloat16 on CUDA, float32 elsewhere — not
+    the checkpoint's own dtype, so that the same command line gives the same model whichever checkpoint
+    format it starts from. ``None`` means ``auto``.
+
+    Raises:
+        ComplawError: an unknown device or dtype name, or CUDA asked for where there is none.
+    """
+    device, dtype = device or "auto", dtype or "auto"
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ComplawError(f"--device {device!r}: not a device; use auto, cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ComplawError(f"--device {device}: CUDA is not available on this machine; use cpu or auto")
+    if dtype == "auto":
+        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    elif dtype in _DTYPES:
+        dt = _DTYPES[dtype]
+    else:
+        raise ComplawError(f"--dtype {dtype!r}: use auto, float32, bfloat16 or float16")
+    return dev, dt
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (as records and ``complaw.json`` store it)."""
+    return str(dtype).removeprefix("torch.")
 
 
 def register_loader(fmt: str, fn: Loader) -> Loader:

@@ -148,7 +148,7 @@ class ResultStore:
         return [ExperimentRecord.model_validate_json(r[0]) for r in self.con.execute(q, params)]
 
     def frame(self) -> pd.DataFrame:
-        """One row per experiment: identity, status, error and the headline numbers."""
+        """One row per experiment: identity, status, error and the headline numbers (peak memory in MiB)."""
         rows = []
         for rec in self.records():
             c, b, m = rec.config, rec.base, rec.recovered
@@ -158,7 +158,11 @@ class ResultStore:
                 "param_reduction": (rec.compression or {}).get("param_reduction"),
                 "base_loss": b.test_loss if b else None, "test_loss": m.test_loss if m else None,
                 "base_acc": b.avg_acc if b else None, "avg_acc": m.avg_acc if m else None,
-                "latency_s": m.latency_s if m else None, "error": (rec.error or "").splitlines()[0] if rec.error else "",
+                "latency_s": m.latency_s if m else None, "dtype": rec.dtype,
+                "peak_rss_mb": rec.peak_rss_bytes / 2**20 if rec.peak_rss_bytes is not None else None,
+                "cuda_max_allocated_mb": rec.cuda_max_allocated_bytes / 2**20
+                if rec.cuda_max_allocated_bytes is not None else None,
+                "error": (rec.error or "").splitlines()[0] if rec.error else "",
             })
         return pd.DataFrame(rows)
 
