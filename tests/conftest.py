@@ -36,3 +36,13 @@ def tiny(tmp_path_factory):
     (root / "train.txt").write_text(TEXT)
     (root / "test.jsonl").write_text("\n".join(json.dumps({"text": TEXT[i:i + 2000]}) for i in range(0, 8000, 2000)))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _private_policy_cache(tmp_path, monkeypatch):
+    """PruneNet's on-disk policy cache goes to a directory of each test's own, never the user's cache."""
+    from complaw.compress import prunenet
+
+    root = tmp_path / "prunenet-policies"
+    root.mkdir(exist_ok=True)
+    monkeypatch.setattr(prunenet, "policy_cache_dir", lambda: root)

@@ -30,7 +30,7 @@ from complaw.errors import ComplawError
 from complaw.models import load, save
 
 HIDDEN, FFN, LAYERS, VOCAB = 64, 176, 4, 128
-FFN_METHODS = ("random-ffn", "magnitude-ffn", "prunenet")
+FFN_METHODS = ("random-ffn", "magnitude-ffn", "maxabs-ffn", "prunenet")
 METHODS = (*FFN_METHODS, "layer-drop")
 FAMILIES = ("llama", "qwen2", "gemma3_text")
 RATIOS = (0.1, 0.5, 0.9)
@@ -287,7 +287,10 @@ def test_bfloat16_model_stays_bfloat16(method):
     ({"bogus": 1}, "takes no such option"),
     ({"episodes": "abc"}, "episodes='abc': method 'prunenet' needs an integer"),
     ({"lr": "fast"}, "needs a number"),
-    ({"baseline": 1}, "needs true or false"),
+    ({"cache": 1}, "needs true or false"),
+    ({"advantage": "bogus"}, "advantage='bogus': must be one of reward, baseline, normalized"),
+    ({"advantage": "normalized"}, "standardising needs at least 2 draws"),
+    ({"entropy": -1.0}, "entropy=-1.0: must be a finite number >= 0"),
 ])
 def test_bad_method_options_are_user_errors(options, message):
     with pytest.raises(ComplawError, match=message):
@@ -312,3 +315,20 @@ def test_gemma3_layer_drop_keeps_each_layers_attention_type(tmp_path):
     assert [layer.self_attn.layer_type for layer in reloaded.model.layers] == ["sliding_attention", "full_attention"]
     assert [layer.self_attn.layer_type for layer in model.model.layers] == model.config.layer_types
     assert torch.equal(logits(reloaded, IDS), logits(model, IDS))
+
+
+def test_maxabs_ffn_keeps_the_neuron_with_the_largest_down_weight():
+    model = tiny_model("llama")
+    with torch.no_grad():  # neuron 7: one huge entry in its down column, tiny L2 norm elsewhere
+        for layer in model.model.layers:
+            layer.mlp.gate_proj.weight[7].mul_(0.01)
+            layer.mlp.up_proj.weight[7].mul_(0.01)
+            layer.mlp.down_proj.weight[:, 7].mul_(0.01)
+            layer.mlp.down_proj.weight[3, 7] = 50.0
+    marked = [layer.mlp.gate_proj.weight[7].clone() for layer in model.model.layers]
+    by_max, _ = compress(copy.deepcopy(model), "maxabs-ffn", 0.9)
+    by_l2, _ = compress(copy.deepcopy(model), "magnitude-ffn", 0.9)
+    for layer, row in zip(by_max.model.layers, marked, strict=True):
+        assert any(torch.equal(r, row) for r in layer.mlp.gate_proj.weight)
+    # the L2 product ranks it low (its gate and up rows are tiny), so magnitude drops it
+    assert not any(torch.equal(r, marked[0]) for r in by_l2.model.layers[0].mlp.gate_proj.weight)

@@ -99,3 +99,24 @@ def test_model_ids_missing_locally_are_named(tmp_path):
             resolve_model_id(missing)
     assert resolve_model_id("Qwen/Qwen2.5-0.5B") == "Qwen/Qwen2.5-0.5B"  # a hub id is left to transformers
     assert resolve_model_id(str(tmp_path)) == str(tmp_path)
+
+
+def test_a_second_compress_reuses_the_cached_policy_and_policy_lists_and_clears_it(model_dir, tmp_path, capsys):
+    from complaw.compress import prunenet as pn
+
+    pn.clear_policy_cache()
+    args = ["compress", str(model_dir), "--method", "prunenet", "--option", "episodes=2"]
+    assert main([*args, "--ratio", "0.3", "--out", str(tmp_path / "a")]) == 0
+    pn.clear_policy_cache()  # memory gone, as in a new process
+    assert main([*args, "--ratio", "0.5", "--out", str(tmp_path / "b")]) == 0
+    first = json.loads((tmp_path / "a" / "complaw.json").read_text())
+    second = json.loads((tmp_path / "b" / "complaw.json").read_text())
+    find = lambda meta: json.dumps(meta)  # noqa: E731 — the source sits in the compression record's details
+    assert '"policy_source": "trained"' in find(first) and '"policy_source": "disk"' in find(second)
+    capsys.readouterr()
+    assert main(["policy", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert pn.model_fingerprint(AutoModelForCausalLM.from_pretrained(str(model_dir))) in listed
+    assert main(["policy", "clear"]) == 0
+    assert "removed 1 cached PruneNet policy" in capsys.readouterr().out
+    assert pn.cached_policies() == []

@@ -28,6 +28,7 @@ def smallest_zoo_model(family_prefix: str) -> str:
     ("prunenet", {"episodes": 2}),
     ("random-ffn", {}),
     ("magnitude-ffn", {}),
+    ("maxabs-ffn", {}),
     ("layer-drop", {"max_batches": 1, "batch_size": 2}),  # default calibration: the zoo's split
 ])
 def test_zoo_model_roundtrip(family, method, options, tmp_path):

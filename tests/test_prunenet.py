@@ -198,3 +198,79 @@ def test_trained_policy_beats_random_slicing_on_spectral_ks(features):
         topk_ks = mean_ks(gates, [policy.select(w, k, selection="topk") for w in gates])
         assert sampled_ks < random_ks, (ratio, sampled_ks, random_ks)
         assert topk_ks < 0.6 * random_ks, (ratio, topk_ks, random_ks)
+
+
+def test_policy_is_reused_from_the_disk_cache_after_the_memory_cache_is_gone(monkeypatch):
+    model = tiny_llama()
+    _, first = compress(copy.deepcopy(model), "prunenet", 0.5, episodes=2)
+    assert first.details["policy_source"] == "trained" and first.details["policy_trained_now"]
+    (cached,) = pn.cached_policies()
+    assert cached["fingerprint"] == pn.model_fingerprint(model) and cached["episodes_run"] == 2
+    pn.clear_policy_cache()  # what a new process starts with
+    with monkeypatch.context() as patch:
+        patch.setattr(pn, "train_policy", lambda *a, **k: pytest.fail("retrained despite the disk cache"))
+        _, second = compress(copy.deepcopy(model), "prunenet", 0.3, episodes=2)
+    assert second.details["policy_source"] == "disk" and not second.details["policy_trained_now"]
+    assert second.details["policy_config"] == first.details["policy_config"]
+    # other settings are another policy: not taken from the cache
+    _, third = compress(copy.deepcopy(model), "prunenet", 0.3, episodes=3)
+    assert third.details["policy_source"] == "trained" and len(pn.cached_policies()) == 2
+    assert pn.clear_policy_cache(disk=True) == 2 and pn.cached_policies() == []
+
+
+def test_a_torn_cache_file_is_retrained_and_replaced():
+    model = tiny_llama()
+    compress(copy.deepcopy(model), "prunenet", 0.5, episodes=2)
+    (cached,) = pn.cached_policies()
+    with open(cached["path"], "wb") as fh:
+        fh.write(b"not a safetensors file")
+    pn.clear_policy_cache()
+    _, record = compress(copy.deepcopy(model), "prunenet", 0.5, episodes=2)
+    assert record.details["policy_source"] == "trained"
+    assert pn.PruneNetPolicy.load(cached["path"]).fingerprint == pn.model_fingerprint(model)
+
+
+def test_cache_false_keeps_the_policy_in_memory_only():
+    compress(tiny_llama(), "prunenet", 0.5, episodes=2, cache=False)
+    assert pn.cached_policies() == []
+
+
+def test_training_options_are_recorded_in_the_policy_config():
+    _, record = compress(tiny_llama(), "prunenet", 0.5, episodes=2, advantage="normalized", draws=3,
+                         entropy=0.01, temperature=0.5)
+    config = record.details["policy_config"]
+    assert (config["advantage"], config["draws"], config["entropy"], config["temperature"]) == ("normalized", 3, 0.01, 0.5)
+
+
+def test_an_old_policy_file_with_baseline_still_loads(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    policy = pn.train_policy(tiny_llama(), pn.PruneNetConfig(episodes=1))
+    from dataclasses import asdict
+
+    old_config = {**asdict(policy.config), "baseline": True}
+    del old_config["advantage"], old_config["draws"], old_config["entropy"]
+    meta = {"format": "complaw.prunenet-policy/1", "config": json.dumps(old_config),
+            "fingerprint": policy.fingerprint, "features": policy.features, "history": "{}"}
+    save_file({n: p.detach().contiguous() for n, p in policy.named_parameters()}, str(tmp_path / "old.safetensors"),
+              metadata=meta)
+    assert pn.PruneNetPolicy.load(tmp_path / "old.safetensors").config.advantage == "baseline"
+
+
+def test_the_plain_reward_saturates_and_the_normalised_advantage_climbs_the_reward():
+    """The paper's ``-R·Σ log α`` (R > 0) pushes every kept row up: α → 1, the draw becomes uniform.
+    A group-normalised advantage pushes rows of better-than-average draws up and the others down, so the
+    keep probabilities spread and the mean KS reward rises (what the paper optimises, estimated better)."""
+    model = structured_llama()
+    gates = pn.gate_weights(model)
+    plain = pn.train_policy(model, pn.PruneNetConfig(episodes=15, lr=1e-2))
+    normalised = pn.train_policy(model, pn.PruneNetConfig(episodes=15, lr=1e-2, advantage="normalized", draws=4))
+    with torch.no_grad():
+        sat_plain = torch.cat([plain.keep_probs(w) for w in gates]).gt(0.999).float().mean()
+        alpha = torch.cat([normalised.keep_probs(w) for w in gates])
+    assert sat_plain > 0.9, float(sat_plain)
+    assert alpha.gt(0.999).float().mean() < 0.5 and alpha.lt(0.5).any(), alpha
+    rewards = normalised.history.episode_rewards
+    assert sum(rewards[-3:]) / 3 > rewards[0], rewards

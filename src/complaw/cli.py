@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "complaw.cli_run",  # run
     "complaw.cli_sweep",  # sweep, results
     "complaw.cli_zoo",  # zoo list, zoo build
+    "complaw.cli_policy",  # policy list, policy clear
     "complaw.cli_report",  # report
     "complaw.cli_capacity",  # capacity
 )

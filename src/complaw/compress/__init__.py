@@ -18,7 +18,7 @@ __all__ = [
     "register_method",
 ]
 
-from complaw.compress import ffn as _ffn  # noqa: E402,F401  (registers 'random-ffn', 'magnitude-ffn')
+from complaw.compress import ffn as _ffn  # noqa: E402,F401  (registers 'random-ffn', 'magnitude-ffn', 'maxabs-ffn')
 from complaw.compress import layerdrop as _layerdrop  # noqa: E402,F401  (registers 'layer-drop')
 from complaw.compress import prunenet as _prunenet  # noqa: E402,F401  (registers 'prunenet')
 from complaw.compress import quant as _quant  # noqa: E402,F401  (registers rtn-int8/4/3, magnitude-sparse, sparse-2:4)

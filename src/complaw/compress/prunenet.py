@@ -16,10 +16,11 @@ ratio. Train once, prune many times::
     >>> for r in (0.1, 0.3, 0.5):
     ...     pruned, record = compress(copy.deepcopy(model), "prunenet", r, policy=policy)
 
-Through the registry (``compress(model, "prunenet", 0.3)``) the policy is trained on first use and
-cached in memory, keyed by a fingerprint of the model's gate weights and the training settings; pass
-``policy="file.safetensors"`` to reuse a policy across processes (trained and written there if the file
-does not exist yet).
+Through the registry (``compress(model, "prunenet", 0.3)``) the policy is computed once per model:
+trained on first use and cached in memory and on disk (``$COMPLAW_CACHE/prunenet``, safetensors, keyed by
+a fingerprint of the model's gate weights and the training settings), so later commands and sweep units
+reuse it; ``complaw policy list`` / ``complaw policy clear`` show and empty that cache. Pass
+``policy="file.safetensors"`` to keep a policy somewhere of your own.
 
 Differences from the reference code (SPEC §3.1 pitfalls), on purpose: the family comes from
 ``config.model_type`` via the adapters; gradients are clipped *before* the optimiser step; singular
@@ -40,6 +41,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +57,7 @@ from complaw.models.adapters import get_adapter
 
 SELECTIONS = ("sample", "topk")
 FEATURES = ("abs", "signed")
+ADVANTAGES = ("reward", "baseline", "normalized")
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,19 @@ class PruneNetConfig:
         discount: reward of layer ``l`` is scaled by ``discount ** l``.
         temperature: temperature of the relaxed-Bernoulli noise on the keep probabilities.
         grad_clip: max gradient norm, applied before each optimiser step.
-        baseline: subtract a running per-layer mean of the reward (classic REINFORCE variance
-            reduction). Off by default: the paper's loss is the plain ``-R · Σ log p``. Measured on tiny
-            models, the plain loss learns the signal (rows are pushed up in proportion to the reward
-            their draw earned, rich-get-richer) while the baseline's first, zero-advantage episode often
-            stays the "best" one under reward noise, leaving the policy untrained.
+        advantage: what multiplies ``Σ log α`` in the loss. ``"reward"`` (default, the paper's): the plain
+            reward ``R``. It is always positive, so every kept row is pushed up; on real models the keep
+            probabilities saturate at 1 within a few episodes and the sampled selection becomes uniform
+            (SmolLM2-135M: all α = 1.0 on layer 0). ``"baseline"``: ``R`` minus a running per-layer mean
+            (classic variance reduction; on tiny models its zero-advantage first episode often stays the
+            "best" one). ``"normalized"``: ``draws`` draws per layer, each weighted by its reward
+            standardised over that layer's draws (a group baseline: rows of better-than-average draws go up,
+            the others down) — the estimator that actually climbs the KS reward on a real model. None of
+            the three changes what is optimised (the expected discounted ``1/KS``), only how its gradient
+            is estimated.
+        draws: row sets drawn per layer per episode (the paper: 1; ``advantage="normalized"`` needs ≥ 2).
+        entropy: weight of a bonus on the mean Bernoulli entropy of α (0: off, the paper's). Keeps the
+            keep probabilities away from 0 and 1.
         features: what the policy reads. ``"signed"``: the gate weights themselves, the paper's
             ``α = sigmoid((W·Aᵀ + b)·u)``. ``"abs"`` (default): the same network on ``|W|``. Why: the
             network is linear in its input (``(W·Aᵀ + b)·u = W·(Aᵀu) + b·u``), so on signed weights it
@@ -97,7 +108,9 @@ class PruneNetConfig:
     discount: float = 0.99
     temperature: float = 1.0
     grad_clip: float = 1.0
-    baseline: bool = False
+    advantage: str = "reward"
+    draws: int = 1
+    entropy: float = 0.0
     features: str = "abs"
     seed: int = 0
     patience: int = 0
@@ -110,6 +123,14 @@ class PruneNetConfig:
         require(self.temperature > 0, f"temperature={self.temperature}: must be positive, e.g. 1.0")
         require(self.grad_clip > 0, f"grad_clip={self.grad_clip}: must be positive, e.g. 1.0")
         require(self.features in FEATURES, f"features={self.features!r}: must be one of {', '.join(FEATURES)}")
+        require(self.advantage in ADVANTAGES,
+                f"advantage={self.advantage!r}: must be one of {', '.join(ADVANTAGES)}")
+        require(1 <= int(self.draws) <= 64, f"draws={self.draws}: must lie in 1…64, e.g. 4")
+        require(self.advantage != "normalized" or int(self.draws) >= 2,
+                f"advantage='normalized' with draws={self.draws}: standardising needs at least 2 draws "
+                "per layer, e.g. draws=4")
+        require(math.isfinite(self.entropy) and self.entropy >= 0,
+                f"entropy={self.entropy}: must be a finite number >= 0 (0 turns the bonus off)")
         require(int(self.patience) >= 0, f"patience={self.patience}: must be >= 0 (0 turns the early stop off)")
 
 
@@ -264,6 +285,8 @@ class PruneNetPolicy(nn.Module):
         policy = cls(n, d, features=meta.get("features", "abs"))
         policy.load_state_dict(tensors)
         config = json.loads(meta.get("config") or "null")
+        if config and "baseline" in config:  # files written before `advantage` replaced `baseline`
+            config["advantage"] = "baseline" if config.pop("baseline") else "reward"
         policy.config = PruneNetConfig(**config) if config else None
         policy.fingerprint = meta.get("fingerprint", "")
         policy.history = TrainingHistory(**json.loads(meta.get("history") or "{}"))
@@ -300,14 +323,26 @@ def model_fingerprint(model: nn.Module) -> str:
     return tensor_fingerprint(gate_weights(model), salt=str(getattr(model.config, "model_type", "")))
 
 
+def _advantages(kind: str, rewards: torch.Tensor, baselines: list[float | None], layer_index: int) -> torch.Tensor:
+    """The weight of each draw's ``Σ log α`` in the loss (see ``PruneNetConfig.advantage``)."""
+    if kind == "normalized":
+        return (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+    if kind == "baseline":
+        base = baselines[layer_index]
+        mean = float(rewards.mean())
+        baselines[layer_index] = mean if base is None else 0.9 * base + 0.1 * mean
+        return rewards - (base if base is not None else mean)
+    return rewards
+
+
 def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> PruneNetPolicy:
     """Train a PruneNet policy on ``model``'s gate matrices (REINFORCE, no data).
 
     One episode is a pass over the layers. For layer ``l``: score the rows of its gate matrix, draw
     ``k = floor((1 − train_ratio)·n)`` rows (relaxed-Bernoulli noise, sampling without replacement),
-    reward ``R_l = 0.99^l / KS(σ(W_l), σ(W_l[kept]))``, loss ``−R_l · Σ_kept log α`` (``R_l`` minus a
-    running per-layer mean with ``baseline=True``),
-    one AdamW step with the gradient norm clipped first. The policy state after the episode with the
+    reward ``R_l = discount^l / KS(σ(W_l), σ(W_l[kept]))``, loss ``−A_l · Σ_kept log α`` with the advantage
+    ``A_l = R_l`` (the paper's; see ``advantage`` and ``draws`` in :class:`PruneNetConfig` for the
+    alternatives), one AdamW step with the gradient norm clipped first. The policy state after the episode with the
     highest total reward is the one returned.
 
     Args:
@@ -331,25 +366,27 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
 
     # Singular values of the originals: once, fp32, values only.
     original_sv = [singular_values(w) for w in gates]
-    baselines: list[float | None] = [None] * len(gates)
+    baselines: list[float | None] = [None] * len(gates)  # running means for advantage="baseline"
     history = TrainingHistory()
     best_state, best_reward = None, -math.inf
     for episode in range(int(config.episodes)):
         total = 0.0
         for layer_index, w in enumerate(gates):
             logits = policy.logits(w)
-            kept = _sample_rows(logits, k, generator, config.temperature)
+            draws = [_sample_rows(logits, k, generator, config.temperature).to(device)
+                     for _ in range(int(config.draws))]
             with torch.no_grad():
-                ks = ks_statistic(original_sv[layer_index], singular_values(w[kept.to(device)]))
-            reward = config.discount**layer_index * _reward(ks)
-            total += reward
-            advantage = reward
-            if config.baseline:
-                base = baselines[layer_index]
-                advantage = reward - (base if base is not None else reward)
-                baselines[layer_index] = reward if base is None else 0.9 * base + 0.1 * reward
-            log_keep = torch.nn.functional.logsigmoid(logits[kept.to(device)])
-            loss = -advantage * log_keep.sum()
+                rewards = torch.tensor([config.discount**layer_index
+                                        * _reward(ks_statistic(original_sv[layer_index], singular_values(w[kept])))
+                                        for kept in draws], dtype=torch.float64)
+            total += float(rewards.mean())
+            advantages = _advantages(config.advantage, rewards, baselines, layer_index)
+            log_keep = torch.nn.functional.logsigmoid(logits)
+            loss = -sum(float(a) * log_keep[kept].sum() for a, kept in zip(advantages, draws, strict=True)) / len(draws)
+            if config.entropy:
+                p = torch.sigmoid(logits)
+                bernoulli_entropy = -(p * log_keep + (1 - p) * torch.nn.functional.logsigmoid(-logits)).mean()
+                loss = loss - config.entropy * bernoulli_entropy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)  # before the step
@@ -370,23 +407,84 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
 _POLICY_CACHE: dict[tuple[str, str], PruneNetPolicy] = {}
 
 
-def get_policy(model: nn.Module, config: PruneNetConfig | None = None) -> tuple[PruneNetPolicy, bool]:
-    """The policy for ``model`` under ``config``: from the in-memory cache, else freshly trained.
+def policy_cache_dir() -> Path:
+    """Where trained policies are kept across processes: ``$COMPLAW_CACHE/prunenet`` (created on demand)."""
+    from complaw.cache import cache_dir
+
+    return cache_dir("prunenet")
+
+
+def _config_key(config: PruneNetConfig) -> str:
+    return json.dumps(asdict(config), sort_keys=True)
+
+
+def policy_cache_path(fingerprint: str, config: PruneNetConfig) -> Path:
+    """The cache file of the policy for a model fingerprint under ``config``: ``FINGERPRINT-CONFIGHASH.safetensors``."""
+    import hashlib
+
+    digest = hashlib.sha256(_config_key(config).encode()).hexdigest()[:12]
+    return policy_cache_dir() / f"{fingerprint}-{digest}.safetensors"
+
+
+def get_policy(model: nn.Module, config: PruneNetConfig | None = None, *, disk: bool = True) -> tuple[PruneNetPolicy, str]:
+    """The policy for ``model`` under ``config``, computed once per model and settings.
+
+    Looked up in memory, then (``disk=True``) in :func:`policy_cache_dir` — a safetensors file keyed by the
+    fingerprint of the model's gate weights and the training settings — and trained (then written there)
+    only when neither has it.
 
     Returns:
-        ``(policy, trained_now)``.
+        ``(policy, source)`` with ``source`` one of ``"memory"``, ``"disk"``, ``"trained"``.
     """
     config = config or PruneNetConfig()
-    key = (model_fingerprint(model), json.dumps(asdict(config), sort_keys=True))
+    fingerprint = model_fingerprint(model)
+    key = (fingerprint, _config_key(config))
     if key in _POLICY_CACHE:
-        return _POLICY_CACHE[key], False
+        return _POLICY_CACHE[key], "memory"
+    path = policy_cache_path(fingerprint, config) if disk else None
+    if path is not None and path.is_file():
+        try:
+            policy = PruneNetPolicy.load(path, device=gate_weights(model)[0].device)
+        except Exception:  # noqa: BLE001 — a torn or foreign cache file is retrained and replaced, never trusted
+            policy = None
+        if policy is not None and policy.fingerprint == fingerprint and policy.config == config:
+            _POLICY_CACHE[key] = policy
+            return policy, "disk"
     policy = train_policy(model, config)
     _POLICY_CACHE[key] = policy
-    return policy, True
+    if path is not None:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        policy.save(tmp)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one, never half
+    return policy, "trained"
 
 
-def clear_policy_cache() -> None:
+def cached_policies() -> list[dict[str, Any]]:
+    """The policies in the disk cache: path, size, model fingerprint, settings, training history."""
+    rows = []
+    for path in sorted(policy_cache_dir().glob("*.safetensors")):
+        try:
+            policy = PruneNetPolicy.load(path)
+        except ComplawError:
+            rows.append({"path": str(path), "bytes": path.stat().st_size, "fingerprint": "?", "error": "unreadable"})
+            continue
+        n, d = policy.shape
+        rows.append({"path": str(path), "bytes": path.stat().st_size, "fingerprint": policy.fingerprint,
+                     "shape": [n, d], "config": asdict(policy.config) if policy.config else None,
+                     "episodes_run": len(policy.history.episode_rewards), "best_episode": policy.history.best_episode,
+                     "train_time_s": policy.history.wall_time_s})
+    return rows
+
+
+def clear_policy_cache(*, disk: bool = False) -> int:
+    """Forget the in-memory policies; with ``disk=True`` also delete the cached files. Returns files deleted."""
     _POLICY_CACHE.clear()
+    if not disk:
+        return 0
+    files = list(policy_cache_dir().glob("*.safetensors"))
+    for path in files:
+        path.unlink(missing_ok=True)
+    return len(files)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,20 +510,24 @@ def prune_with_policy(model: nn.Module, policy: PruneNetPolicy, ratio: float, *,
     return model, kept
 
 
-def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig) -> tuple[PruneNetPolicy, bool, str | None]:
-    """(policy, trained_now, path) from the ``policy=`` option: None, a PruneNetPolicy, or a file path."""
+def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
+                    cache: bool) -> tuple[PruneNetPolicy, str, str | None]:
+    """(policy, source, path) from the ``policy=`` option: None, a PruneNetPolicy, or a file path.
+
+    ``source`` is ``"given"``, ``"file"``, ``"memory"``, ``"disk"`` (complaw's policy cache) or ``"trained"``.
+    """
     if isinstance(policy, PruneNetPolicy):
-        return policy, False, None
+        return policy, "given", None
     if policy is None:
-        found, trained = get_policy(model, config)
-        return found, trained, None
+        found, source = get_policy(model, config, disk=cache)
+        return found, source, None
     if isinstance(policy, (str, Path)):
         path = Path(policy)
         if path.is_file():
-            return PruneNetPolicy.load(path), False, str(path)
-        trained_policy, trained = get_policy(model, config)
+            return PruneNetPolicy.load(path), "file", str(path)
+        trained_policy, source = get_policy(model, config, disk=cache)
         trained_policy.save(path)
-        return trained_policy, trained, str(path)
+        return trained_policy, source, str(path)
     raise ComplawError(f"policy={policy!r}: give a PruneNetPolicy, a .safetensors path, or nothing")
 
 
@@ -436,7 +538,8 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig) -> tu
 )
 def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
              round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,
-             baseline: bool = False, features: str = "abs", patience: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+             advantage: str = "reward", draws: int = 1, entropy: float = 0.0, temperature: float = 1.0,
+             features: str = "abs", patience: int = 0, cache: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """PruneNet through the method registry.
 
     Args:
@@ -444,12 +547,15 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
         ratio: fraction of FFN neurons removed in every layer.
         seed: seeds policy training (initialisation and noise) and the stochastic row selection.
         policy: a trained :class:`PruneNetPolicy`, or a ``.safetensors`` path (loaded if it exists, else
-            trained and written there), or ``None`` (trained on first use, cached in memory by model).
+            trained and written there), or ``None``: looked up in memory, then in complaw's policy cache
+            (``$COMPLAW_CACHE/prunenet``, keyed by the gate weights' fingerprint and the training settings),
+            and trained only when neither has it. The record's ``policy_source`` says which.
         selection: ``"sample"`` (the paper's noisy sampling, seeded) or ``"topk"`` (deterministic).
         round_to: round the kept size down to a multiple of this (e.g. 8 or 64).
-        episodes, lr, train_ratio, baseline, features, patience: training settings (see
-            :class:`PruneNetConfig`); ignored
-            when a trained ``policy`` is given.
+        episodes, lr, train_ratio, advantage, draws, entropy, temperature, features, patience: training
+            settings (see :class:`PruneNetConfig`), recorded in ``policy_config``; ignored when a trained
+            ``policy`` is given.
+        cache: read and write complaw's on-disk policy cache (``False``: memory only).
     """
     require(selection in SELECTIONS, f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
     n = ffn_size(model)
@@ -459,15 +565,17 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
     if k == n:  # nothing to remove: no policy needed
         details["kept_per_layer"] = [n] * num_layers
         return model, details
-    config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, baseline=baseline, features=features,
-                            seed=seed, patience=patience)
-    trained_policy, trained_now, path = _resolve_policy(model, policy, config)
+    config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, advantage=advantage, draws=draws,
+                            entropy=entropy, temperature=temperature, features=features, seed=seed, patience=patience)
+    trained_policy, source, path = _resolve_policy(model, policy, config, cache)
+    trained_now = source == "trained"
     fingerprint = model_fingerprint(model)
     start = time.perf_counter()
     prune_with_policy(model, trained_policy, ratio, selection=selection, seed=seed, round_to=round_to)
     details.update(
         kept_per_layer=[k] * num_layers,
         policy_trained_now=trained_now,
+        policy_source=source,
         policy_path=path,
         policy_config=asdict(trained_policy.config) if trained_policy.config else None,
         policy_fingerprint=trained_policy.fingerprint,

@@ -89,7 +89,7 @@ def unsupported_reason(method: str, model_or_config) -> str | None:
         return (f"method {method!r} needs a pure pre-norm model, and model_type {adapter.model_type!r} has "
                 f"post-norms ({', '.join(adapter.post_norms)}) that break its computational invariance (an "
                 "RMSNorm of a block's output cannot be rotated through); use an FFN method (prunenet, "
-                "random-ffn, magnitude-ffn) or layer-drop on this family")
+                "random-ffn, magnitude-ffn, maxabs-ffn) or layer-drop on this family")
     return None
 
 

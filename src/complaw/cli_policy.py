@@ -1,0 +1,56 @@
+"""``complaw policy …``: the PruneNet policies complaw has trained, cached on disk for reuse.
+
+    $ complaw policy list
+    $ complaw policy clear
+
+A PruneNet policy is trained once per model and training settings and kept in ``$COMPLAW_CACHE/prunenet``
+(safetensors, keyed by the fingerprint of the model's gate weights and a hash of the settings); every later
+``compress``, ``run`` or sweep unit on the same weights with the same settings reuses it.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from complaw.cli import app
+
+policy_app = typer.Typer(help="PruneNet policies cached on disk (trained once per model and settings, then reused).",
+                         no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("list")
+def list_cmd() -> None:
+    """List the cached policies: model fingerprint, shape, settings, episodes run, training time, file."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from complaw.compress.prunenet import cached_policies, policy_cache_dir
+
+    rows = cached_policies()
+    console = Console(width=max(Console().width, 130))
+    if not rows:
+        console.print(f"no cached PruneNet policies in {policy_cache_dir()}")
+        return
+    table = Table(title=f"PruneNet policies in {policy_cache_dir()}")
+    for col in ("fingerprint", "rows × cols", "settings", "episodes", "best", "train s", "KiB", "file"):
+        table.add_column(col, justify="right" if col in ("episodes", "best", "train s", "KiB") else "left")
+    for r in rows:
+        if "error" in r:
+            table.add_row("?", "-", r["error"], "-", "-", "-", f"{r['bytes'] / 1024:.0f}", r["path"].rsplit("/", 1)[-1])
+            continue
+        c = r["config"] or {}
+        settings = ", ".join(f"{k}={c[k]}" for k in ("episodes", "lr", "advantage", "draws", "features", "seed") if k in c)
+        table.add_row(r["fingerprint"], f"{r['shape'][0]} × {r['shape'][1]}", settings, str(r["episodes_run"]),
+                      str(r["best_episode"]), f"{r['train_time_s']:.1f}", f"{r['bytes'] / 1024:.0f}",
+                      r["path"].rsplit("/", 1)[-1])
+    console.print(table)
+
+
+@policy_app.command("clear")
+def clear_cmd() -> None:
+    """Delete every cached policy (the next PruneNet call on a model trains its policy again)."""
+    from complaw.compress.prunenet import clear_policy_cache, policy_cache_dir
+
+    removed = clear_policy_cache(disk=True)
+    typer.echo(f"removed {removed} cached PruneNet polic{'y' if removed == 1 else 'ies'} from {policy_cache_dir()}")
