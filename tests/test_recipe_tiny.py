@@ -183,7 +183,9 @@ def test_peak_memory_sees_a_short_allocation_exact_or_sampled():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, timeout=120,
+    # Through sh, which forks Python: a process exec'd straight from pytest inherits pytest's ru_maxrss.
+    out = subprocess.run(["sh", "-c", '"$0" -c "$1"; exit $?', sys.executable, _PEAK_SCRIPT],
+                         capture_output=True, text=True, timeout=120,
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True).stdout
     first, second = json.loads(out.splitlines()[-1])
     mib = 2**20
@@ -229,3 +231,26 @@ def test_a_bad_dtype_is_one_line(tiny, capsys, command):
     assert main([command, str(tiny / "model"), "-m", "random-ffn", "-r", "0.5", "--dtype", "int8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "--dtype 'int8'" in err and "\n" not in err
+
+
+def test_activation_checkpointing_changes_no_number_of_rft(tiny, monkeypatch):
+    """RFT recomputes each layer's activations in the backward pass: the loss curve is bit-identical to
+    keeping them, and the model is left without the checkpointing switch or the input-grad hook."""
+    import contextlib
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import complaw.recover as rc
+
+    tok = AutoTokenizer.from_pretrained(tiny / "model")
+    cfg = RFTConfig(samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
+    model = AutoModelForCausalLM.from_pretrained(tiny / "model")
+    with rc.activation_checkpointing(model) as on:
+        assert on and model.model.layers[0].gradient_checkpointing
+    assert not model.model.layers[0].gradient_checkpointing and getattr(model, "_require_grads_hook", None) is None
+    checkpointed, rec_a = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)
+    monkeypatch.setattr(rc, "activation_checkpointing", lambda m: contextlib.nullcontext(False))
+    plain, rec_b = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)
+    assert rec_a.loss_curve == rec_b.loss_curve
+    assert all(torch.equal(a, b) for a, b in zip(checkpointed.state_dict().values(), plain.state_dict().values(),
+                                                  strict=True))

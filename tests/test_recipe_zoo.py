@@ -50,3 +50,21 @@ def test_zero_shot_equals_lm_evals_own_run():
     assert ours.tasks[task]["acc"] == pytest.approx(theirs["acc,none"], abs=1e-12)
     assert ours.tasks[task]["acc_norm"] == pytest.approx(theirs["acc_norm,none"], abs=1e-12)
     assert ours.tasks[task]["n"] == 60
+
+
+def test_zero_shot_batches_within_the_logits_budget_give_the_same_numbers(monkeypatch):
+    """A batch whose logits would pass the budget is split; every request is scored as before."""
+    from complaw.evaluate import extrinsic
+
+    assert extrinsic._budget_batch(16, 100, 49152) == 6  # 2 x 100 x 49152 x 4 B = 39 MB a request, 256 MiB
+    assert extrinsic._budget_batch(16, 100, 8000) == 16 and extrinsic._budget_batch(16, 10**6, 49152) == 1
+    tok, model, task = load_tokenizer(MODEL), load(MODEL), zoo.task_names()[0]
+    wide = zero_shot(model, tok, [task], limit=40, batch_size=16)
+    used = []
+    real = extrinsic._budget_batch
+    monkeypatch.setattr(extrinsic, "LOGITS_BUDGET_BYTES", 1)  # one request per forward pass
+    monkeypatch.setattr(extrinsic, "_budget_batch", lambda *a, **k: used.append(real(*a, **k)) or used[-1])
+    narrow = zero_shot(model, tok, [task], limit=40, batch_size=16)
+    assert used and set(used) == {1}
+    for key in ("acc", "acc_norm"):
+        assert narrow.tasks[task][key] == pytest.approx(wide.tasks[task][key], abs=1e-12)

@@ -31,7 +31,7 @@ from complaw.compress import compress, get_method
 from complaw.compress.registry import check_options, check_ratio
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
-from complaw.evaluate.memory import PeakMemory
+from complaw.evaluate.memory import PeakMemory, limit_allocator_caching, release_memory
 from complaw.models import load, load_tokenizer
 from complaw.models.io import dtype_name, resolve_device
 from complaw.recover import RFTConfig, recover
@@ -60,7 +60,8 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Blocks per forward pass")
     tasks: list[str] | None = Field(None, description="lm-eval tasks (None: the zoo's tasks; [] for none)")
     task_limit: int | None = Field(200, ge=1, description="Items per task (None: all)")
-    task_batch_size: int = Field(16, ge=1, description="lm-eval batch size (given to HFLM)")
+    task_batch_size: int = Field(16, ge=1, description="lm-eval batch size (given to HFLM; fewer requests where "
+                                 "a batch's logits and log-softmax would pass 256 MiB, see evaluate.extrinsic)")
     include_path: str | None = Field(None, description="Directory of extra lm-eval task YAMLs")
 
     def task_list(self) -> list[str]:
@@ -326,8 +327,10 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
     info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device),
                 dtype=dtype_name(dtype))
     records = [ExperimentRecord(config_hash=c.config_hash(), config=c, status="running", **info) for c in cfgs]
+    limit_allocator_caching()  # freed activations go back to the OS instead of staying resident
     with PeakMemory(device) as mem:
         _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem)
+    release_memory(device)  # the unit's model is gone: the next unit of a sweep starts from the baseline
     return records
 
 
@@ -400,6 +403,7 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
             rec.timings_s["evaluate_recovered"] = time.perf_counter() - t
         except Exception as err:
             _fail(rec, err)
+        release_memory(device)  # the RFT step's activations and optimiser state
         _close(rec, mem)
 
 

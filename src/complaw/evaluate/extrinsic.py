@@ -21,6 +21,18 @@ from dataclasses import dataclass, field
 from complaw.errors import ComplawError
 
 PRIMARY = "acc_norm"  # averaged where present, else acc
+# lm-eval holds a batch's logits and their log-softmax at once, (B, T, V) float32 each: for SmolLM2's 49,152-
+# token vocabulary and 16 requests of ~100 tokens that is 1.3 GB, 2.3x the model. Batches are made smaller
+# (never larger than asked) so that the two stay under this budget.
+LOGITS_BUDGET_BYTES = 256 * 2**20
+
+
+def _budget_batch(batch_size: int, longest: int, vocab: int, budget: int | None = None) -> int:
+    """Requests per forward pass: at most ``batch_size``, and few enough that logits + log-softmax of the
+    longest request (``longest`` tokens) fit ``budget`` (default :data:`LOGITS_BUDGET_BYTES`); at least one."""
+    budget = LOGITS_BUDGET_BYTES if budget is None else budget
+    per_request = 2 * longest * vocab * 4
+    return max(1, min(batch_size, budget // max(per_request, 1)))
 
 
 @dataclass(frozen=True)
@@ -90,7 +102,8 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
         raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here; local tasks need their "
                            "YAML directory as include_path (zoo tasks start with zoo_)")
     kwargs = {"max_length": max_length} if max_length else {}
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(_device(model)), **kwargs)
+    lm = _BudgetHFLM(HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+                           device=str(_device(model)), **kwargs)
     # lm-eval draws several progress bars per task on stderr; complaw shows its own progress instead.
     mute = contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()
     try:
@@ -121,6 +134,27 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
     return ZeroShotResult(per_task, sum(primary) / len(primary),
                           sum(m["acc"] for m in per_task.values()) / len(per_task),
                           getattr(lm_eval, "__version__", "unknown"), versions)
+
+
+@functools.cache
+def _BudgetHFLM(base):  # noqa: N802 — builds the class on first use, as lm-eval is imported lazily
+    """HFLM whose batch for each task is capped by :data:`LOGITS_BUDGET_BYTES` (see :func:`_budget_batch`).
+
+    lm-eval scores every request on its own (causal model, right padding), so the batch size changes how
+    many requests share a forward pass, not what is computed for each."""
+    class BudgetHFLM(base):
+        def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
+            asked = self.batch_size_per_gpu
+            if isinstance(asked, int) and requests:
+                longest = min(max(len(ctx) + len(cont) for _, ctx, cont in requests), self.max_length + 1)
+                vocab = int(getattr(self.model.config, "vocab_size", 0) or 0)
+                self.batch_size_per_gpu = _budget_batch(asked, longest, vocab)
+            try:
+                return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            finally:
+                self.batch_size_per_gpu = asked
+
+    return BudgetHFLM
 
 
 def _device(model):

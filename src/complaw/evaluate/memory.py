@@ -1,4 +1,5 @@
-"""Peak memory of a stretch of work: the process's peak RSS and, on CUDA, the most memory torch allocated.
+"""Peak memory of a stretch of work (the process's peak RSS and, on CUDA, the most memory torch allocated),
+and keeping the allocator from holding on to freed memory.
 
     >>> with PeakMemory(device) as mem:
     ...     ...  # load, compress, evaluate
@@ -9,11 +10,20 @@ The peak RSS is exact when the stretch set a new high for the process (the kerne
 rose while it ran: then that high is the stretch's peak). When an earlier stretch of the same process had
 gone higher (a later unit of a sweep), ``ru_maxrss`` cannot say how high this one went, and the peak is the
 highest RSS a background thread sampled every few milliseconds — a lower bound that misses only spikes
-shorter than the interval. ``rss_exact`` says which one a reading is.
+shorter than the interval. ``rss_exact`` says which one a reading is. (A process exec'd straight after a
+fork starts with its parent's ``ru_maxrss``; a reading then counts as exact only once it went above that.)
+
+:func:`limit_allocator_caching` and :func:`release_memory` are why a run's RSS stays near its live tensors:
+glibc serves tensors of up to 32 MB from its heap once a freed one raised its mmap threshold, and a heap
+only shrinks from the top, so one RFT step of SmolLM2-135M (thousands of 1-3 MB activations) left 3.7 GB
+resident after the step had freed them (see BENCHMARKS.md, #18).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import resource
 import sys
@@ -52,6 +62,48 @@ def max_rss_bytes() -> int:
     """The process's peak RSS so far (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(value) if sys.platform == "darwin" else int(value) * 1024
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+MMAP_THRESHOLD_BYTES = 1 << 20
+_libc_cache: list = []
+
+
+def _libc():
+    """glibc, or None (macOS, musl: nothing to tune)."""
+    if not _libc_cache:
+        lib = None
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                lib.mallopt, lib.malloc_trim  # noqa: B018 — glibc has both; musl has neither
+            except (OSError, AttributeError):
+                lib = None
+        _libc_cache.append(lib)
+    return _libc_cache[0]
+
+
+def limit_allocator_caching(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Serve every allocation of ``threshold_bytes`` or more by its own mmap, returned to the OS when freed.
+
+    Fixing glibc's mmap threshold (1 MiB) stops it from rising to 32 MB as big tensors are freed, so that
+    activations no longer fragment the heap. Process-wide (what ``MALLOC_MMAP_THRESHOLD_`` does from the
+    environment); a no-op without glibc or when that variable is set. Returns whether it was applied.
+    """
+    lib = _libc()
+    if lib is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(lib.mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)))
+
+
+def release_memory(device: torch.device | str | None = None) -> None:
+    """Collect garbage and hand freed memory back: glibc's heap tops (malloc_trim), torch's CUDA cache."""
+    gc.collect()
+    lib = _libc()
+    if lib is not None:
+        lib.malloc_trim(0)
+    if device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass(frozen=True)
