@@ -156,3 +156,35 @@ def test_complaw_run_with_rft_lowers_the_loss_at_r_0_5(path):
     assert record.compressed.test_loss > record.base.test_loss + 1.0
     assert record.recovered.test_loss < record.compressed.test_loss - 0.5, (
         record.compressed.test_loss, record.recovered.test_loss)
+
+
+def _loss_after(dense, method, ratio, blocks, **options):
+    model, _ = compress(copy.deepcopy(dense), method, ratio, **options)
+    return lm_loss(model, blocks).loss
+
+
+def test_maxabs_ffn_beats_every_random_draw_where_l2_magnitude_collapses(dense, test_blocks):
+    """On SmolLM2 the L2 product score removes neurons the model cannot lose (r = 0.3: loss ≥ 2× random's)
+    while the max-|down weight| score, also weight-only, stays below every random draw (BENCHMARKS.md, #15)."""
+    random = [_loss_after(dense, "random-ffn", 0.3, test_blocks, seed=s) for s in range(3)]
+    maxabs = _loss_after(dense, "maxabs-ffn", 0.3, test_blocks)
+    magnitude = _loss_after(dense, "magnitude-ffn", 0.3, test_blocks)
+    assert maxabs < min(random), (maxabs, random)
+    assert magnitude > 1.5 * (sum(random) / 3), (magnitude, random)
+
+
+def test_the_plain_reward_saturates_the_policy_and_the_normalised_advantage_does_not(dense):
+    """The paper's loss −R·Σ log α with R > 0 drives every keep probability to 1 on a real model (the sampled
+    selection is then a uniform draw); the group-normalised advantage keeps them spread."""
+    from complaw.compress.prunenet import PruneNetConfig, gate_weights, train_policy
+
+    gates = gate_weights(dense)
+
+    def saturated(policy) -> float:
+        with torch.no_grad():
+            return float(torch.cat([policy.keep_probs(w) for w in gates]).gt(0.999).float().mean())
+
+    plain = train_policy(dense, PruneNetConfig(episodes=3))
+    normalised = train_policy(dense, PruneNetConfig(episodes=3, advantage="normalized", draws=4))
+    assert saturated(plain) > 0.9, saturated(plain)
+    assert saturated(normalised) < 0.5, saturated(normalised)
