@@ -224,6 +224,7 @@ def test_a_torn_cache_file_is_retrained_and_replaced():
     (cached,) = pn.cached_policies()
     with open(cached["path"], "wb") as fh:
         fh.write(b"not a safetensors file")
+    assert pn.cached_policies()[0]["error"] == "unreadable"  # `complaw policy list` shows it, does not crash
     pn.clear_policy_cache()
     _, record = compress(copy.deepcopy(model), "prunenet", 0.5, episodes=2)
     assert record.details["policy_source"] == "trained"

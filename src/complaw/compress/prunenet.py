@@ -407,6 +407,15 @@ def train_policy(model: nn.Module, config: PruneNetConfig | None = None) -> Prun
 _POLICY_CACHE: dict[tuple[str, str], PruneNetPolicy] = {}
 
 
+def _unreadable_errors() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    return ComplawError, SafetensorError, OSError, ValueError, TypeError, RuntimeError, json.JSONDecodeError
+
+
+_UNREADABLE = _unreadable_errors()
+
+
 def policy_cache_dir() -> Path:
     """Where trained policies are kept across processes: ``$COMPLAW_CACHE/prunenet`` (created on demand)."""
     from complaw.cache import cache_dir
@@ -445,7 +454,7 @@ def get_policy(model: nn.Module, config: PruneNetConfig | None = None, *, disk: 
     if path is not None and path.is_file():
         try:
             policy = PruneNetPolicy.load(path, device=gate_weights(model)[0].device)
-        except Exception:  # noqa: BLE001 — a torn or foreign cache file is retrained and replaced, never trusted
+        except _UNREADABLE:  # a torn or foreign cache file is retrained and replaced, never trusted
             policy = None
         if policy is not None and policy.fingerprint == fingerprint and policy.config == config:
             _POLICY_CACHE[key] = policy
@@ -465,7 +474,7 @@ def cached_policies() -> list[dict[str, Any]]:
     for path in sorted(policy_cache_dir().glob("*.safetensors")):
         try:
             policy = PruneNetPolicy.load(path)
-        except ComplawError:
+        except _UNREADABLE:
             rows.append({"path": str(path), "bytes": path.stat().st_size, "fingerprint": "?", "error": "unreadable"})
             continue
         n, d = policy.shape
