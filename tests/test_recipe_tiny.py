@@ -254,3 +254,33 @@ def test_activation_checkpointing_changes_no_number_of_rft(tiny, monkeypatch):
     assert rec_a.loss_curve == rec_b.loss_curve
     assert all(torch.equal(a, b) for a, b in zip(checkpointed.state_dict().values(), plain.state_dict().values(),
                                                   strict=True))
+
+
+def test_chunked_rft_loss_equals_hf_loss_and_gradients(tiny, monkeypatch):
+    """RFT's loss goes through the LM head in checkpointed chunks: the same loss and gradients as HF's
+    one-piece ``model(labels=ids).loss`` to float rounding, and the RFT run matches one on HF's loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import complaw.evaluate.intrinsic as intrinsic
+    import complaw.recover as rc
+
+    model = AutoModelForCausalLM.from_pretrained(tiny / "model")
+    ids = torch.randint(0, model.config.vocab_size, (3, 24), generator=torch.Generator().manual_seed(0))
+    # chunks of 7 rows: several chunks and a ragged last one
+    monkeypatch.setattr(intrinsic, "TRAIN_CHUNK_LOGITS", 7 * model.config.vocab_size)
+    ours = intrinsic.causal_lm_loss(model, ids)
+    ours.backward()
+    g_ours = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    theirs = model(input_ids=ids, labels=ids).loss
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-6)
+    for n, p in model.named_parameters():
+        assert torch.allclose(g_ours[n], p.grad, rtol=1e-4, atol=1e-6), n
+    # a whole RFT run on either loss: the same curve to float rounding
+    tok = AutoTokenizer.from_pretrained(tiny / "model")
+    cfg = RFTConfig(samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
+    _, chunked = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)
+    monkeypatch.setattr(rc, "causal_lm_loss", lambda m, x, **kw: m(input_ids=x, labels=x, **kw).loss)
+    _, hf = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)
+    assert chunked.loss_curve == pytest.approx(hf.loss_curve, rel=1e-4)

@@ -1,6 +1,7 @@
 """RFT and evaluation on a zoo model: recovery helps, D = 0 is a no-op, and our zero-shot numbers are
 lm-eval's own."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,11 @@ def test_zero_shot_equals_lm_evals_own_run():
     assert ours.tasks[task]["acc"] == pytest.approx(theirs["acc,none"], abs=1e-12)
     assert ours.tasks[task]["acc_norm"] == pytest.approx(theirs["acc_norm,none"], abs=1e-12)
     assert ours.tasks[task]["n"] == 60
+    # the chance level of the items evaluated: a uniform guess over each item's choices (the zoo's have 4)
+    import json
+
+    docs = [json.loads(line) for line in open(zoo.task_include_path() / f"{task}.jsonl")][:60]
+    assert ours.tasks[task]["chance"] == pytest.approx(np.mean([1 / len(d["choices"]) for d in docs]))
 
 
 def test_zero_shot_batches_within_the_logits_budget_give_the_same_numbers(monkeypatch):

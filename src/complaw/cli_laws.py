@@ -478,48 +478,92 @@ def speedup_cmd(
     data: DataArg = None, pairs: PairsArg = None,
     r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) to evaluate.")] = None,
     b: Annotated[float | None, typer.Option("--b", help="Speed-law exponent b, to skip fitting.")] = None,
+    a: Annotated[float, typer.Option("--a", help="Speed-law exponent a of S0, with --b (1: speedup independent of S0).")] = 1.0,
+    s0: Annotated[float | None, typer.Option(
+        "--s0", help="Base runtime S0 (seconds) at which to predict, needed when a ≠ 1; default: each model's "
+                     "median S0 in the table.")] = None,
+    form: Annotated[str, typer.Option(
+        "--form", help="Speed law to fit: 'speed' (S = S0^a (1+r)^b, the paper's) or 'speed-ratio' "
+                       "(S = S0 (1+r)^b, a = 1: identifiable from one model's paired runtimes).")] = "speed",
     mapping: MapOpt = None, group: GroupOpt = None, table: TableOpt = None, bootstrap: BootOpt = 1000,
     cluster: ClusterOpt = "model", interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False,
     strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
-    """Expected speedup at given ratios from a speed law S = S0^a (1+r)^b (fitted from S, S0, r columns)."""
+    """Expected speedup S0/S at given ratios: the speed law's own prediction (fitted from S, S0, r columns on one
+    row per runtime measurement, or given with --b/--a). With a ≠ 1 it depends on S0 and is given per model."""
     from complaw.decide import Law, speed_law, speedup
+    from complaw.laws.data import LawData, runtime_rows
     from complaw.laws.fit import fit_each
 
+    if form.split("+")[0] not in ("speed", "speed-ratio"):
+        raise ComplawError(f"--form {form!r}: not a speed law; use 'speed' or 'speed-ratio'")
+    if s0 is not None and not (math.isfinite(s0) and s0 > 0):
+        raise ComplawError(f"--s0 {s0}: the base runtime must be a finite number of seconds > 0")
     failures = []
+    at: list[tuple[dict, Law, str, float | None]] = []  # (group, law, model, S0)
     if data is not None:
         ld = _load(data, pairs, mapping, table)
+        ld = LawData(runtime_rows(ld.frame), ld.source)
         by = [g for g in _groups(ld, group) if g != "metric"]
-        items = fit_each(ld, "speed", group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
+        items = fit_each(ld, form, group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
                          drop_invalid=drop_invalid, interval=interval)
         results, failures = _split(ld, items)
-        laws = [(res.group, Law.from_fit(res)) for res in results]
+        for res in results:
+            law = Law.from_fit(res)
+            rows = ld.frame
+            for k, v in res.group.items():
+                rows = rows[rows[k].astype(str) == str(v)]
+            if s0 is not None or "model" not in rows.columns or not _needs_base(law):
+                at.append((res.group, law, "", s0 if s0 is not None else _median(rows.get("S0"))))
+            else:
+                at += [(res.group, law, str(m), _median(sub["S0"])) for m, sub in rows.groupby("model", sort=False)]
     elif b is not None:
-        laws = [({}, speed_law(b))]
+        law = speed_law(b, a)
+        if _needs_base(law) and s0 is None:
+            raise ComplawError(f"--a {a}: with a ≠ 1 the speedup depends on the base runtime; give --s0 SECONDS")
+        at.append(({}, law, "", s0))
     else:
         raise ComplawError("give a results table with S, S0 and r columns, or the exponent with --b")
-    rows = [{"group": g, **speedup(law, x).to_dict(), "b": law.params["b"]}
-            for g, law in laws for x in (r or [0.1, 0.3, 0.5, 0.7, 0.9])]
+    rows = [{"group": g, "model": m or None, **speedup(law, x, base).to_dict(), "b": law.params["b"]}
+            for g, law, m, base in at for x in (r or [0.1, 0.3, 0.5, 0.7, 0.9])]
     rows += [{"group": f.group, "name": "speedup", "value": None, "interval": None, "regime": "not-fitted",
               "message": f"not fitted: {f.reason}", "b": None} for f in failures]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
         _strict(failures, strict)
         return
-    t = Table(title="Speed law S = S0^a (1+r)^b")
-    for col in ("group", "b", "r", "speedup", "interval", "runtime ×"):
+    formula = "S = S0 (1+r)^b" if form.startswith("speed-ratio") else "S = S0^a (1+r)^b"
+    t = Table(title=f"Speed law {formula}: speedup S0/S (< 1× is a slowdown)")
+    for col in ("group", "model", "S0", "b", "r", "speedup", "interval", "runtime ×"):
         t.add_column(col, justify="right")
     for row in rows:
+        head = (_short(row["group"]), row.get("model") or "", _fmt(row.get("s0")))
         if row["regime"] == "not-fitted":
-            t.add_row(_short(row["group"]), "–", "–", "–", "", row["message"])
+            t.add_row(*head, "–", "–", "–", "", row["message"])
             continue
         if row["value"] is None:  # the table cannot identify b
-            t.add_row(_short(row["group"]), "–", _fmt(row["r"]), "–", "", row["message"])
+            t.add_row(*head, "–", _fmt(row["r"]), "–", "", row["message"])
             continue
-        t.add_row(_short(row["group"]), _fmt(row["b"], ".3f"), _fmt(row["r"]), f"{row['value']:.3f}×",
+        slow = " (slower)" if row["value"] < 1 else ""
+        t.add_row(*head, _fmt(row["b"], ".3f"), _fmt(row["r"]), f"{row['value']:.3f}×{slow}",
                   _ival(row["interval"], ".3f"), _fmt(row["runtime_ratio"], ".3f"))
     console.print(t)
     _strict(failures, strict)
+
+
+def _needs_base(law) -> bool:
+    from complaw.decide import speedup_needs_s0
+
+    return speedup_needs_s0(law)
+
+
+def _median(col) -> float | None:
+    import pandas as pd
+
+    if col is None:
+        return None
+    v = pd.to_numeric(col, errors="coerce").dropna()
+    return float(v.median()) if len(v) else None
 
 
 @app.command("plan")

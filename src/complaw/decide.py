@@ -10,7 +10,9 @@ recovery part v increasing in D when the sign conditions hold). A target σ is r
   for the paper's law it is ``σ^(1/b) − 1``, and if that is ≥ 1 every r in (0, 1) is recoverable;
 - the **minimum RFT data** at r solves ``v(D) = log σ − k − u(r)`` (0 if D = 0 already suffices,
   unreachable if even v(∞) falls short);
-- the **speedup** at r from a speed law ``S = S0^a (1+r)^b`` is ``(1+r)^(−b)``.
+- the **speedup** at r from a speed law ``S = S0^a (1+r)^b`` is its own prediction ``S0 / S``, i.e.
+  ``S0^(1−a) (1+r)^(−b)`` at the model's S0 (``(1+r)^(−b)`` when a = 1, and for the ``speed-ratio`` form
+  ``S = S0 (1+r)^b`` that the report fits on one model's paired runtimes).
 
 Every decision is computed for the point estimate and for each draw of the fit (bootstrap resamples, or
 model-based draws when the fit's intervals are OLS ones), which gives its interval; the decision names the
@@ -265,27 +267,56 @@ def speed_law(b: float, a: float = 1.0) -> Law:
     return Law.from_params("speed", a=a, b=b)
 
 
-def _speedup(law: Law, th: dict[str, float], r: float) -> float:
-    t = law.form.term("compression")
-    dx = float(t.transform.fn(np.array([r]), law.unit)[0] - t.transform.fn(np.array([0.0]), law.unit)[0])
-    return math.exp(-th[t.param] * dx)  # S(0) / S(r): runtimes are lower-is-better
+def speedup_needs_s0(law: Law, th: dict[str, float] | None = None) -> bool:
+    """Whether the law's speedup depends on the base runtime S0 (a base exponent a ≠ 1, or an intercept)."""
+    th = law.params if th is None else th
+    base = law.form.term("base")
+    return (base is not None and abs(th[base.param] - 1.0) > 1e-12) or law.form.intercept
 
 
-def speedup(law: Law, r: float) -> Decision:
-    """Runtime speedup S(0)/S(r) at ratio r predicted by a speed law."""
+def speedup_at(law: Law, r: float, s0: float | None = None, th: dict[str, float] | None = None) -> float:
+    """S(0)/S(r) predicted by the law (parameters ``th``, default its own) at base runtime ``s0``: S0 over the
+    law's own prediction of S.
+
+    For ``S = S0^a (1+r)^b`` that is ``S0^(1−a) (1+r)^(−b)`` (an intercept c adds ``e^(−c)``); with a = 1
+    (and for the ``speed-ratio`` form) it is ``(1+r)^(−b)`` whatever S0 is."""
+    th = law.params if th is None else th
+    f = law.form
+    t = f.term("compression")
+    log_pred = th[t.param] * float(t.transform.fn(np.array([r]), law.unit)[0])
+    if f.intercept:
+        log_pred += th[f.intercept_name]
+    base = f.term("base")
+    if speedup_needs_s0(law, th):
+        if s0 is None or not (math.isfinite(s0) and s0 > 0):
+            raise ComplawError(f"speed law {f.name}: a = {th.get(base.param, 1.0) if base else 1.0:.4g} ≠ 1, so "
+                               "the speedup depends on the base runtime; give S0 (--s0 SECONDS)")
+        log_s0 = math.log(s0)
+        if base is not None:
+            log_pred += th[base.param] * log_s0 - log_s0  # a·log S0 − log S0: the offset S0 is divided out
+    return math.exp(-log_pred)  # S(0) / S(r): runtimes are lower-is-better
+
+
+def speedup(law: Law, r: float, s0: float | None = None) -> Decision:
+    """Runtime speedup S(0)/S(r) at ratio r predicted by a speed law (at base runtime ``s0`` if it matters).
+
+    A value below 1 is a slowdown and is reported as one."""
     if law.form.compression_effect != "help" or law.form.term("compression") is None:
         raise ComplawError(f"form {law.form.name} is not a speed law; fit or give one with form 'speed'")
     if not (0 <= r < 1):
         raise ComplawError(f"--r {r}: the compression ratio must lie in [0, 1)")
     why = law.not_identifiable("speedup")
+    extra = {"r": r, "s0": s0 if speedup_needs_s0(law, law.params) else None}
     if why:
         return Decision("speedup", math.nan, None, "not-identifiable", why,
-                        {"r": r, "runtime_ratio": None, **law.interval_info()})
-    value = _speedup(law, law.params, r)
-    draws = [_speedup(law, th, r) for th in law.draws()]
-    return Decision("speedup", value, _interval(draws, law.conf), "speed",
-                    f"at r = {r:g} runtime × {1 / value:.3f} ({value:.2f}× faster)",
-                    {"r": r, "runtime_ratio": 1 / value, **law.interval_info()})
+                        {**extra, "runtime_ratio": None, **law.interval_info()})
+    value = speedup_at(law, r, s0)
+    draws = [speedup_at(law, r, s0, th) for th in law.draws()]
+    how = f"{value:.2f}× faster" if value >= 1 else f"{1 / value:.2f}× slower: a slowdown"
+    at = f" at S0 = {s0:.4g} s" if extra["s0"] is not None else ""
+    return Decision("speedup", value, _interval(draws, law.conf), "speed" if value >= 1 else "slowdown",
+                    f"at r = {r:g}{at} runtime × {1 / value:.3f} ({how})",
+                    {**extra, "runtime_ratio": 1 / value, **law.interval_info()})
 
 
 # --- planning ------------------------------------------------------------------------------------------
@@ -385,7 +416,7 @@ def plan(law: Law, *, sigma: float | None = None, budget: float | None = None, c
     def runtime_ratio(r, th_speed):
         if speed is None:
             return np.ones_like(np.asarray(r, dtype=float))
-        return 1.0 / np.array([_speedup(speed, th_speed, x) for x in np.atleast_1d(r)])
+        return 1.0 / np.array([speedup_at(speed, x, cost.base_runtime_s, th_speed) for x in np.atleast_1d(r)])
 
     rr_grid = runtime_ratio(r_grid, speed.params if speed else None)
 

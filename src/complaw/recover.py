@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from complaw.errors import ComplawError
-from complaw.evaluate.intrinsic import model_device
+from complaw.evaluate.intrinsic import causal_lm_loss, model_device
 from complaw.textdata import load_texts, token_blocks
 
 
@@ -149,7 +149,7 @@ def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None
                 order = torch.randperm(len(blocks), generator=gen)
                 for i in range(0, len(blocks), cfg.batch_size):
                     ids = blocks[order[i:i + cfg.batch_size]].to(device)
-                    loss = peft_model(input_ids=ids, labels=ids, **kwargs).loss
+                    loss = causal_lm_loss(model, ids, **kwargs)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"RFT loss became {loss.item()} at step {len(curve)}")
                     opt.zero_grad(set_to_none=True)

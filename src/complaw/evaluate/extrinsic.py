@@ -128,12 +128,70 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
         metrics["n"] = float(n.get("effective", n.get("original", 0)) if isinstance(n, dict) else 0)
         if "acc" not in metrics:
             raise ComplawError(f"task {task!r}: reports no acc metric; only multiple-choice tasks are supported")
+        chance = _chance(manager, task, limit)
+        if chance is not None:
+            metrics["chance"] = chance
         per_task[task] = metrics
     primary = [m.get(PRIMARY, m["acc"]) for m in per_task.values()]
     versions = {t: str(v) for t, v in out.get("versions", {}).items() if t in per_task}
     return ZeroShotResult(per_task, sum(primary) / len(primary),
                           sum(m["acc"] for m in per_task.values()) / len(per_task),
                           getattr(lm_eval, "__version__", "unknown"), versions)
+
+
+_CHANCE: dict[tuple[int, str, int | float | None], float | None] = {}
+
+
+def _chance(manager, task: str, limit) -> float | None:
+    """The expected accuracy of a uniform guess on the items evaluated: mean over docs of 1 / #choices (None when
+    the task's choices cannot be read). Computed once per (task manager, task, limit) in a process."""
+    key = (id(manager), task, limit)
+    if key not in _CHANCE:
+        try:
+            from lm_eval.tasks import get_task_dict
+
+            obj = get_task_dict([task], manager)[task]
+            docs = list(obj.eval_docs)
+            if isinstance(limit, float):
+                docs = docs[: int(len(docs) * limit)]
+            elif limit is not None:
+                docs = docs[:limit]
+            _CHANCE[key] = sum(1.0 / len(obj.doc_to_choice(d)) for d in docs) / len(docs) if docs else None
+        except Exception:  # noqa: BLE001 — a task whose docs or choices cannot be listed: no chance level
+            _CHANCE[key] = None
+    return _CHANCE[key]
+
+
+def primary_score(metrics: dict[str, float]) -> float:
+    """acc_norm where the task has it, else acc (the convention of the compression-laws papers)."""
+    return float(metrics.get(PRIMARY, metrics["acc"]))
+
+
+def saturated(metrics: dict[str, float]) -> str | None:
+    """Why a base model's task cannot show the effect of compression, or None.
+
+    *Ceiling*: its accuracy is within one standard error of 1 (every item right, e.g. 1.0 on 20 items): L0 = 1
+    gives log L0 = 0, the base exponent is not identified, and the task cannot register anything until it
+    falls off. *Floor*: within one standard error of the chance level (a uniform guess over each item's
+    choices), where compression cannot lower it measurably."""
+    acc = primary_score(metrics)
+    n = int(metrics.get("n", 0) or 0)
+    se = float(metrics.get(f"{PRIMARY}_stderr", metrics.get("acc_stderr", 0.0)) or 0.0) \
+        if PRIMARY in metrics else float(metrics.get("acc_stderr", 0.0) or 0.0)
+    items = f" on {n} items" if n else ""
+    if acc >= 1.0 - se - 1e-12:
+        return f"ceiling: base accuracy {acc:.3f}{items} is within one standard error ({se:.3f}) of 1"
+    chance = metrics.get("chance")
+    if chance is not None and acc <= chance + se + 1e-12:
+        return f"floor: base accuracy {acc:.3f}{items} is within one standard error ({se:.3f}) of chance ({chance:.3f})"
+    if chance is None and acc <= se + 1e-12:
+        return f"floor: base accuracy {acc:.3f}{items} is within one standard error ({se:.3f}) of 0"
+    return None
+
+
+def saturated_tasks(tasks: dict[str, dict[str, float]]) -> dict[str, str]:
+    """Task → reason for the base model's tasks at ceiling or floor (see :func:`saturated`)."""
+    return {t: why for t, m in tasks.items() if (why := saturated(m))}
 
 
 @functools.cache

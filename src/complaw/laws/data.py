@@ -39,6 +39,8 @@ NUMERIC = ("L", "L0", "r", "D", "S", "S0", "N")
 POSITIVE = ("L", "L0", "S", "S0", "N")  # used under a log, or a size
 
 _HIGHER_WORDS = ("acc", "accuracy", "f1", "exact", "score", "bleu", "rouge", "retention", "speedup", "mcc")
+#: Higher-is-better quantities that are not confined to [0, 1] even when a table's values happen to be.
+_UNBOUNDED_WORDS = ("retention", "speedup", "ratio", "bleu", "rouge", "score", "mcc")
 _LOWER_WORDS = ("loss", "ppl", "perplexity", "nll", "ce", "cross_entropy", "error", "latency", "runtime", "time")
 _DIRECTION_ALIASES = {
     "higher": HIGHER, "higher_is_better": HIGHER, "max": HIGHER, "up": HIGHER, "+": HIGHER, "1": HIGHER,
@@ -360,3 +362,33 @@ def load_results(
 
 def as_law_data(source, **kwargs) -> LawData:
     return source if isinstance(source, LawData) else load_results(source, **kwargs)
+
+
+def runtime_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per runtime measurement. A unit measures the compressed model's runtime once and copies it onto
+    every D (RFT does not change the architecture) and every metric's row; rows of one (model, method, r)
+    with the same S and S0 are that one measurement. Distinct measurements (seeds, repeated units) stay."""
+    keys = [c for c in ("model", "method", "r", "seed", "S", "S0") if c in frame.columns]
+    f = frame.copy()
+    for col in ("S", "S0", "r", "N"):
+        if col in f.columns:
+            f[col] = pd.to_numeric(f[col], errors="coerce")
+    if not keys or not {"S", "S0"} <= set(keys):
+        return f.reset_index(drop=True)
+    agg = {c: "first" for c in f.columns if c not in keys and c in ("N", "L0")}
+    if not agg:
+        return f[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    return f.groupby(keys, sort=True, dropna=False).agg(agg).reset_index()
+
+
+def unit_interval_metric(frame: pd.DataFrame, metric: str | None = None) -> bool:
+    """Whether a higher-is-better metric lives in [0, 1] (an accuracy, F1, exact match, a zero-shot task):
+    every observed L and L0 lies in [0, 1] and its name is none of :data:`_UNBOUNDED_WORDS`."""
+    names = [metric] if metric else (frame["metric"].dropna().astype(str).unique().tolist()
+                                    if "metric" in frame.columns else [])
+    if any(w in n.lower() for n in names for w in _UNBOUNDED_WORDS):
+        return False
+    vals = [pd.to_numeric(frame[c], errors="coerce").dropna() for c in ("L", "L0") if c in frame.columns]
+    vals = [v for v in vals if len(v)]
+    return bool(vals) and all(((v >= 0) & (v <= 1)).all() for v in vals)
+

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from complaw.errors import ComplawError
-from complaw.laws.data import LawData, as_law_data, check_direction
+from complaw.laws.data import LawData, as_law_data, check_direction, unit_interval_metric
 from complaw.laws.diagnostics import COND_LIMIT, Diagnostic, condition_number, diagnose, unidentified
-from complaw.laws.forms import DUnit, LawForm, get_form
+from complaw.laws.forms import HIGHER, DUnit, LawForm, get_form
 
 #: Huber threshold on log residuals; Chinchilla (Hoffmann et al. 2022) used 1e-3.
 HUBER_DELTA = 1e-3
@@ -129,6 +129,8 @@ class FitResult:
     unreliable: tuple[str, ...] = ()  # why the fit as a whole is not to be trusted
     theta: np.ndarray | None = None  # the numeric solution (also of unidentified parameters), for predictions
     rank: int = 0
+    bounded: bool = False  # the target is a metric in [0, 1] (see complaw.laws.data.unit_interval_metric)
+    out_of_bounds: str = ""  # where the law leaves [0, 1] inside the fitted range ('' if it does not)
 
     # --- views ------------------------------------------------------------------------------------
     @property
@@ -246,7 +248,8 @@ class FitResult:
         return _clean({
             "form": self.form.name, "formula": self.form.formula, "intercept": self.form.intercept,
             "direction": self.direction, "estimator": self.estimator, "group": self.group,
-            "status": self.status, "unreliable": list(self.unreliable), "unidentified": dict(self.unidentified),
+            "status": self.status, "unreliable": list(self.unreliable), "bounded": self.bounded,
+            "out_of_bounds": self.out_of_bounds or None, "unidentified": dict(self.unidentified),
             "d_unit": {"name": self.unit.name, "scale": self.unit.scale, "eps": self.unit.eps},
             "params": {k: v.to_dict() for k, v in self.params.items()},
             "n_obs": self.n_obs, "df_resid": self.df_resid, "rank": self.rank, "r2": self.r2,
@@ -420,6 +423,7 @@ def fit(
     drop_invalid: bool = False,
     mapping=None,
     group: dict[str, str] | None = None,
+    bounds: bool | None = None,
 ) -> FitResult:
     """Fit one law form to one table (or one group of it).
 
@@ -439,6 +443,10 @@ def fit(
         drop_invalid: set invalid rows aside (counted) instead of stopping at the first.
         mapping: column mapping when ``data`` is a path or DataFrame.
         group: the group this fit belongs to (for reports).
+        bounds: whether the target is a metric in [0, 1]; None decides from the table (a higher-is-better
+            metric whose values all lie in [0, 1], not a retention or score). A bounded law that predicts
+            outside [0, 1] inside the fitted range is marked unreliable (``out_of_bounds`` says where);
+            its predictions are not clipped.
 
     Raises:
         ComplawError: bad settings, invalid cells, too few rows, or a design that identifies nothing.
@@ -565,7 +573,14 @@ def fit(
         unreliable.append(f"negative centred R² ({r2:.3g}): the law fits worse than a constant")
     if math.isfinite(cond) and cond > COND_LIMIT:
         unreliable.append(f"ill-conditioned design (condition number {cond:.0f} > {COND_LIMIT:.0f})")
+    bounded = (direction == HIGHER and form.target == "L" and unit_interval_metric(frame)) if bounds is None \
+        else bool(bounds)
+    leaves = _leaves_unit_interval(form, theta, frame, unit) if bounded else ""
+    if leaves:
+        unreliable.append(leaves)
     warnings = list(diagnose(form, frame, unit, X))
+    if leaves:
+        warnings.append(Diagnostic("out-of-bounds", leaves))
     warnings += [Diagnostic("rank-deficient", f"{k}: {v}") for k, v in unident.items()
                  if v.startswith("the design is rank-deficient")]
     if note:
@@ -584,7 +599,32 @@ def fit(
         group=dict(group or {}), dropped=dropped, boot=boot, cluster=cl if kind == "cluster-bootstrap" else None,
         n_clusters=n_clusters, interval_kind=kind, interval_note=note, unidentified=unident,
         unreliable=tuple(unreliable), theta=np.asarray(theta, dtype=float), rank=rank,
+        bounded=bounded, out_of_bounds=leaves,
     )
+
+
+def _leaves_unit_interval(form: LawForm, theta, frame: pd.DataFrame, unit: DUnit) -> str:
+    """'' if the law's predictions stay in [0, 1] on the fitted range — r from 0 to the largest fitted r, every
+    fitted D and every base value of the table — else where they leave it (the fit is marked; predictions
+    are not clipped)."""
+    cols = {t.column for t in form.terms} | ({form.offset_column} if form.offset_column else set())
+    axes = {}
+    for c in sorted(cols):
+        v = pd.to_numeric(frame[c], errors="coerce").dropna()
+        axes[c] = np.linspace(0.0, float(v.max()), 41) if c == "r" else np.unique(v.to_numpy(dtype=float))
+    if not axes or any(len(a) == 0 for a in axes.values()):
+        return ""
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    grid = pd.DataFrame({c: m.ravel() for c, m in zip(axes, mesh, strict=True)})
+    with np.errstate(all="ignore"):
+        pred = np.exp(form.predict_log(theta, grid, unit))
+    worst = int(np.nanargmax(pred)) if np.isfinite(pred).any() else None
+    if worst is None or pred[worst] <= 1 + 1e-9:
+        return ""
+    at = ", ".join(f"{c} = {grid[c].iloc[worst]:.4g}" for c in axes)
+    share = float(np.mean(pred > 1 + 1e-9))
+    return (f"predicts {pred[worst]:.3g} > 1 for a metric in [0, 1] inside the fitted range (at {at}; "
+            f"{share:.0%} of the range): the fit is marked, its predictions are not clipped")
 
 
 def _group_text(group: dict[str, str] | None) -> str:

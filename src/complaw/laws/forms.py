@@ -312,3 +312,13 @@ register_form(LawForm(
     compression_effect="help", fixed_direction=LOWER,
     reference="Sengupta et al. 2025 §5 and the talk (a = 1.0, b = -0.67)",
 ))
+
+register_form(LawForm(
+    name="speed-ratio",
+    formula="S = S0 * (1+r)^b",
+    target="S",
+    terms=(Term("b", "r", LOG1P_R, "compression"),),
+    offset_column="S0", compression_effect="help", fixed_direction=LOWER,
+    reference="the speed law with a = 1: the speedup S0/S = (1+r)^(-b) does not depend on S0, so one "
+              "model's paired runtimes identify it",
+))

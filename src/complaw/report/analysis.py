@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from complaw.decide import Decision, Law, critical_ratio, min_rft_data, speedup
+from complaw.decide import Decision, Law, critical_ratio, min_rft_data, speedup, speedup_at
 from complaw.errors import ComplawError
 from complaw.laws import SCHEMES, DUnit, FitResult, LawData, ValidationResult, fit, validate
-from complaw.laws.data import check_direction
+from complaw.laws.data import check_direction, runtime_rows, unit_interval_metric
 from complaw.laws.fit import default_groups
 from complaw.report.captions import DECISION_FORM, DEFAULT_FORMS
 
@@ -35,6 +35,9 @@ DECISION_FALLBACK = "sengupta2025-L0-r"
 #: The per-model law behind the critical-ratio-vs-size figure: v1 with α·log L0 absorbed in an intercept.
 PER_MODEL_FORM = "sengupta2025-r-D+1"
 PER_MODEL_FALLBACK = "sengupta2025-r+1"  # when a model's rows have a single D
+#: The speed law the report fits: S = S0 (1+r)^b, so that the speedup S0/S = (1+r)^(-b) is the law's own
+#: prediction whatever S0 is (the paper's S = S0^a (1+r)^b with a free a is not identified by one model).
+SPEED_FORM = "speed-ratio"
 #: Ratios at which the speed law's speedup is reported.
 SPEEDUP_RATIOS = (0.3, 0.5, 0.7)
 #: Ratio grid of the minimum-RFT-data curves.
@@ -175,17 +178,27 @@ class GroupAnalysis:
 
 @dataclass(frozen=True, eq=False)
 class SpeedAnalysis:
-    """The speed law ``S = S0^a (1+r)^b`` of one method, fitted on runtimes deduplicated per experiment."""
+    """The speed law of one method, fitted on one row per distinct runtime measurement.
+
+    The report fits :data:`SPEED_FORM` (``S = S0 (1+r)^b``: the speedup ``S0/S = (1+r)^(−b)``), which one
+    model's paired runtimes identify; every speedup it prints is that law's prediction, and ``table`` puts
+    each measured speedup beside the prediction at its own S0 and the 95% prediction interval."""
 
     key: dict[str, str]
-    frame: pd.DataFrame  # one row per (model, method, r, D)
+    frame: pd.DataFrame  # one row per runtime measurement (model, method, r, S, S0)
     fit: FitResult | None
     error: str
     speedups: dict[float, Decision]
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)  # measured vs predicted per measurement
+    band_note: str = ""  # what the prediction band is made of
 
     @property
     def label(self) -> str:
         return group_label(self.key)
+
+    @property
+    def form(self) -> str:
+        return self.fit.form.name if self.fit is not None else SPEED_FORM
 
 
 @dataclass(frozen=True, eq=False)
@@ -358,43 +371,76 @@ def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, si
                          dec_error, r_crit, d_min, per_model, d_min_error)
 
 
-def speed_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment (model, method, r, D): the runtime is repeated on every metric's row."""
-    keys = [c for c in ("model", "method", "r", "D") if c in frame.columns]
-    f = frame.copy()
-    for col in ("S", "S0", "r", "N"):
-        if col in f.columns:
-            f[col] = pd.to_numeric(f[col], errors="coerce")
-    if not keys:
-        return f.reset_index(drop=True)
-    agg = {c: "mean" for c in ("S", "S0") if c in f.columns}
-    agg.update({c: "first" for c in f.columns if c not in agg and c not in keys and c in ("N", "L0")})
-    return f.groupby(keys, sort=True, dropna=False).agg(agg).reset_index()
+def _log_speedups(law: Law, th_list, r: float, s0: float) -> np.ndarray:
+    return np.log([speedup_at(law, r, s0, th) for th in th_list])
 
 
-def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0,
-                  ratios=SPEEDUP_RATIOS) -> tuple[SpeedAnalysis, ...]:
-    """The speed law per method (form ``speed``), with speedups at ``ratios``."""
+def speed_prediction(res: FitResult, r, s0, conf: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted speedup, lower, upper) at ratios ``r`` and base runtimes ``s0``: the law's own S0/S and its
+    prediction interval for one new measurement, exp(log pred ± t·sqrt(var_param + s²)), var_param from the
+    fit's draws and s² the residual variance in log space."""
+    from scipy import stats
+
+    law = Law.from_fit(res)
+    r = np.atleast_1d(np.asarray(r, dtype=float))
+    s0 = np.broadcast_to(np.asarray(s0, dtype=float), r.shape)
+    pred = np.array([_log_speedups(law, [law.params], x, y)[0] for x, y in zip(r, s0, strict=True)])
+    draws = law.draws()
+    var_p = (np.array([np.var(_log_speedups(law, draws, x, y), ddof=1) for x, y in zip(r, s0, strict=True)])
+             if len(draws) > 1 else np.zeros_like(r))
+    dfr = res.df_resid
+    s2 = res.log_rmse ** 2 * res.n_obs / dfr if dfr > 0 else 0.0
+    q = stats.t.ppf(0.5 + conf / 2, dfr) if dfr > 0 else stats.norm.ppf(0.5 + conf / 2)
+    half = q * np.sqrt(var_p + s2)
+    return np.exp(pred), np.exp(pred - half), np.exp(pred + half)
+
+
+def _band_note(res: FitResult) -> str:
+    parts = "the fit's " + ("bootstrap" if res.interval_kind.endswith("bootstrap") else "model-based") + " draws"
+    if res.df_resid > 0:
+        return f"95% prediction interval: {parts} plus the residual scatter (t, {res.df_resid} df)"
+    return f"95% interval from {parts} only: no residual degrees of freedom to estimate the scatter"
+
+
+def speed_table(res: FitResult, rows: pd.DataFrame) -> pd.DataFrame:
+    """Each measurement's speedup S0/S beside the law's prediction at its S0 and r, with the prediction interval."""
+    ok = rows.dropna(subset=["S", "S0", "r"])
+    ok = ok[(ok["S"] > 0) & (ok["S0"] > 0)]
+    pred, lo, hi = speed_prediction(res, ok["r"].to_numpy(), ok["S0"].to_numpy(), res.conf)
+    out = pd.DataFrame({c: ok[c].to_numpy() for c in ("model", "r", "S0", "S") if c in ok.columns})
+    out["measured"] = (ok["S0"] / ok["S"]).to_numpy()
+    out["predicted"], out["lo"], out["hi"] = pred, lo, hi
+    out["inside"] = (out["measured"] >= lo * (1 - 1e-9)) & (out["measured"] <= hi * (1 + 1e-9))
+    return out.sort_values([c for c in ("model", "r") if c in out.columns]).reset_index(drop=True)
+
+
+def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0, ratios=SPEEDUP_RATIOS,
+                  form: str = SPEED_FORM) -> tuple[SpeedAnalysis, ...]:
+    """The speed law per method (default form ``speed-ratio``) on one row per runtime measurement, with its
+    speedups at ``ratios`` and the measured-vs-predicted table."""
     missing = [c for c in ("S", "S0", "r") if c not in ld.frame.columns]
     by = ["method"] if "method" in ld.frame.columns else []
     out = []
     for key, sub in ld.groups(by):
-        rows = speed_rows(sub.frame)
+        rows = runtime_rows(sub.frame)
         if missing:
             out.append(SpeedAnalysis(key, rows, None, f"no runtime column(s) {', '.join(missing)} in the table", {}))
             continue
         try:
-            res = fit(LawData(rows, ld.source), "speed", unit=DUnit(), bootstrap=bootstrap, seed=seed,
+            res = fit(LawData(rows, ld.source), form, unit=DUnit(), bootstrap=bootstrap, seed=seed,
                       drop_invalid=True, group=key)
         except FIT_ERRORS as err:
             out.append(SpeedAnalysis(key, rows, None, _reason(err), {}))
             continue
         law = Law.from_fit(res)
-        out.append(SpeedAnalysis(key, rows, res, "", {float(r): speedup(law, float(r)) for r in ratios}))
+        s0 = float(np.median(pd.to_numeric(rows["S0"], errors="coerce").dropna())) if "S0" in rows else None
+        dec = {float(r): speedup(law, float(r), s0) for r in ratios}
+        out.append(SpeedAnalysis(key, rows, res, "", dec, speed_table(res, rows), _band_note(res)))
     return tuple(out)
 
 
-def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DEFAULT_FORMS,
+def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, excluded: pd.DataFrame | None = None,
+            forms=DEFAULT_FORMS,
             sigmas=(0.8, 0.9), unit: DUnit | None = None, bootstrap: int = 200, seed: int = 0,
             decision_form: str = DECISION_FORM, source: str = "table", direction: str | None = None,
             group: list[str] | None = None, n_unit: NUnit | None = None, interval: str = "auto") -> Analysis:
@@ -403,6 +449,8 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
     Args:
         ld: the successful rows (None when every experiment failed).
         failures: the failed rows (any columns; ``error`` holds the text when known).
+        excluded: rows set aside on purpose (status ``excluded``: a task at ceiling or floor for its base
+            model, left out of the average); each is named in the notes with its reason.
         n_rows: rows in the table, failed ones included.
         direction: the metric direction for every group (default: the direction column or metric names).
         group: columns to fit one law per group (default: method and metric).
@@ -424,7 +472,7 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
 
     if interval not in INTERVALS:
         raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
-    notes = []
+    notes = _excluded_notes(excluded)
     groups, speed, models = [], (), ()
     if ld is None:
         notes.append("every experiment failed: nothing to fit")
@@ -441,10 +489,41 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, forms=DE
                                         sigmas=tuple(sigmas), unit=unit, bootstrap=bootstrap, seed=seed,
                                         decision_form=decision_form, direction=direction, interval=interval))
         speed = analyse_speed(ld, bootstrap=bootstrap, seed=seed)
-        notes += _n_notes(ld.frame, n_unit)
+        notes += _n_notes(ld.frame, n_unit) + _ceiling_notes(ld.frame)
     n_success = len(ld.frame) if ld is not None else 0
     return Analysis(source, unit, tuple(sigmas), forms, n_rows, n_success, failures, tuple(groups),
                     speed, models, tuple(notes), n_unit)
+
+
+def _excluded_notes(excluded: pd.DataFrame | None) -> list[str]:
+    """One note per (metric, model) the store left out: a task at ceiling or floor for the base model."""
+    if excluded is None or excluded.empty:
+        return []
+    cols = [c for c in ("metric", "model", "error") if c in excluded.columns]
+    out = []
+    for _, row in excluded[cols].drop_duplicates().iterrows():
+        what = f"{row.get('metric', '?')} on {row.get('model', '?')}"
+        why = str(row.get("error") or "set aside").split(": ", 1)[-1]
+        out.append(f"{what} excluded from the average and from every fit: {why}")
+    return out
+
+
+def _ceiling_notes(frame: pd.DataFrame) -> list[str]:
+    """A higher-is-better metric whose base value is 1 (or 0) for a model: at ceiling (floor), log L0 carries
+    nothing and the task cannot register compression until it falls off. Named, since a table brought by a
+    user has no ``excluded`` rows."""
+    if not {"L0", "metric", "model"} <= set(frame.columns):
+        return []
+    f = frame.assign(L0=pd.to_numeric(frame["L0"], errors="coerce"))
+    if "direction" in f.columns:
+        f = f[f["direction"].astype(str).str.lower().str.startswith("h")]
+    out = []
+    for (metric, model), sub in f.groupby(["metric", "model"], sort=True):
+        v = sub["L0"].dropna()
+        if len(v) and (v >= 1 - 1e-9).all() and unit_interval_metric(sub, str(metric)):
+            out.append(f"{metric} on {model}: the base model is at ceiling (L0 = 1); its rows cannot show the "
+                       "effect of compression until it falls off, and leave the base exponent unidentified")
+    return out
 
 
 def _n_notes(frame: pd.DataFrame, n_unit: NUnit) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from complaw.errors import ComplawError
@@ -88,13 +89,13 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _load(source, table: str | None, mapping=None) -> tuple[LawData | None, pd.DataFrame, int, str]:
-    """(successful rows as LawData or None, failed rows, total rows, source label)."""
+def _load(source, table: str | None, mapping=None) -> tuple[LawData | None, pd.DataFrame, int, str, pd.DataFrame]:
+    """(successful rows as LawData or None, failed rows, total rows, source label, excluded rows)."""
     if isinstance(mapping, (list, str)):
         mapping = parse_mapping(mapping)
     if isinstance(source, LawData):
         n_failed = int(source.dropped.get("status is not success", 0))
-        return source, pd.DataFrame(), len(source.frame) + n_failed, source.source
+        return source, pd.DataFrame(), len(source.frame) + n_failed, source.source, pd.DataFrame()
     if isinstance(source, pd.DataFrame):
         raw, name = source.copy(), "table"
     elif isinstance(source, (str, Path)):
@@ -105,9 +106,12 @@ def _load(source, table: str | None, mapping=None) -> tuple[LawData | None, pd.D
     if raw.empty:
         raise ComplawError(f"{name}: the table has no rows")
     ok = succeeded(raw)
-    failures = raw.loc[~ok].reset_index(drop=True)
+    # rows the store set aside on purpose (a task at ceiling or floor for its base model): not failures
+    left_out = (raw["status"].fillna("").astype(str).str.strip().str.lower() == "excluded").to_numpy() \
+        if "status" in raw.columns else np.zeros(len(raw), dtype=bool)
+    failures = raw.loc[~ok & ~left_out].reset_index(drop=True)
     ld = replace(load_results(raw), source=name) if ok.any() else None
-    return ld, failures, len(raw), name
+    return ld, failures, len(raw), name, raw.loc[left_out].reset_index(drop=True)
 
 
 def build_report(
@@ -163,7 +167,7 @@ def build_report(
     """
     unit = unit or DUnit()
     n_unit = n_unit if isinstance(n_unit, NUnit) else NUnit.parse(n_unit)
-    ld, failures, n_rows, name = _load(source, table, mapping)
+    ld, failures, n_rows, name, excluded = _load(source, table, mapping)
     for f in (*forms, decision_form):
         get_form(f)  # an unknown form name is a user error, not a per-group failure
     out = Path(out_dir)
@@ -172,7 +176,7 @@ def build_report(
     except OSError as err:
         raise ComplawError(f"report directory {str(out)!r}: cannot be created ({err.strerror}); "
                            "give a writable --out") from None
-    analysis = analyse(ld, failures=failures, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
+    analysis = analyse(ld, failures=failures, excluded=excluded, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
                        unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name,
                        direction=direction, group=group, n_unit=n_unit, interval=interval)
     fig_paths, fig_errors, fig_notes = {}, {}, {}

@@ -44,8 +44,11 @@ CAPTIONS: dict[str, tuple[str, str]] = {
     ),
     "speedup": (
         "Speedup vs compression ratio",
-        "Points: observed speedup S0 / S of each experiment (colour: model size); line: the fitted speed "
-        "law's speedup (1+r)^(−b), with its bootstrap band.",
+        "Points: the measured speedup S0 / S of each runtime measurement (colour: model size; a unit's "
+        "runtime counts once whatever its D); line: the speed law S = S0 (1+r)^b fitted on exactly those "
+        "points, i.e. the speedup (1+r)^(−b) every table of the report prints; shaded: the 95% interval of "
+        "the law from its fit's draws; dashed: the 95% prediction interval of one measurement (law + "
+        "residual scatter). Below the dotted line at 1× the compressed model is slower.",
     ),
     "obs_vs_pred": (
         "Observed vs predicted",

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from complaw.report.analysis import Analysis, GroupAnalysis, SpeedAnalysis, d_min_curve  # noqa: E402
+from complaw.report.analysis import Analysis, GroupAnalysis, SpeedAnalysis, d_min_curve, speed_prediction  # noqa: E402
 from complaw.report.captions import CAPTIONS  # noqa: E402,F401 (re-exported)
 
 DPI = 110
@@ -441,15 +441,20 @@ def d_min_curves(a: Analysis, path: Path, colors) -> Path:
 
 
 # --- (5) speedup -----------------------------------------------------------------------------------------
-def _speed_curve(s: SpeedAnalysis) -> tuple[np.ndarray, np.ndarray | None]:
-    b = s.fit.params["b"].estimate
-    curve = (1 + R_GRID) ** (-b)
+def _speed_curve(s: SpeedAnalysis) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+    """The law's speedup on R_GRID at the measurements' median S0, its parameter band and prediction band."""
+    from complaw.decide import Law, speedup_at
+
+    s0 = float(np.median(s.frame["S0"].dropna())) if "S0" in s.frame else None
+    law = Law.from_fit(s.fit)
+    curve = np.array([speedup_at(law, r, s0) for r in R_GRID])
     band = None
-    if s.fit.boot is not None and len(s.fit.boot):
-        j = s.fit.form.param_names.index("b")
-        draws = (1 + R_GRID[None, :]) ** (-s.fit.boot[:, j][:, None])
-        band = np.percentile(draws, [2.5, 97.5], axis=0)
-    return curve, band
+    draws = law.draws()
+    if draws:
+        vals = np.array([[speedup_at(law, r, s0, th) for r in R_GRID] for th in draws])
+        band = np.percentile(vals, [2.5, 97.5], axis=0)
+    _, lo, hi = speed_prediction(s.fit, R_GRID, s0 if s0 is not None else 1.0, s.fit.conf)
+    return curve, band, (lo, hi)
 
 
 def speedup_fig(a: Analysis, path: Path, colors) -> Path:
@@ -471,13 +476,17 @@ def speedup_fig(a: Analysis, path: Path, colors) -> Path:
             ax.text(0.5, 0.9, _wrap(s.error), ha="center", va="top", fontsize=8, color="0.4",
                     transform=ax.transAxes)
         else:
-            curve, band = _speed_curve(s)
+            curve, band, (plo, phi) = _speed_curve(s)
             b = s.fit.params["b"]
             ax.plot(R_GRID, curve, color="black", lw=1.8, label=f"speed law: b = {b.estimate:.3f}")
             if band is not None:
-                ax.fill_between(R_GRID, band[0], band[1], color="black", alpha=0.12, lw=0, label="95% bootstrap")
-            ax.set_title(f"{s.label}: S = S0^a (1+r)^b (R² {s.fit.r2:.3f})", fontsize=10)
-            ax.legend(fontsize=8, loc="upper left")
+                ax.fill_between(R_GRID, band[0], band[1], color="black", alpha=0.15, lw=0, label="95% CI of the law")
+            ax.plot(R_GRID, plo, color="black", lw=0.8, ls="--", label="95% prediction interval")
+            ax.plot(R_GRID, phi, color="black", lw=0.8, ls="--")
+            inside = int(s.table["inside"].sum()) if len(s.table) else 0
+            ax.set_title(f"{s.label}: {s.fit.form.formula}\n{s.fit.n_obs} measurements, {inside} inside the "
+                         f"prediction band (R² {s.fit.r2:.2f})", fontsize=9)
+            ax.legend(fontsize=7, loc="upper left")
         ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
         ax.set_xlim(-0.02, 1.0)
         ax.set_xlabel("compression ratio r")

@@ -84,9 +84,11 @@ def to_dict(a: Analysis, figures: dict, figure_errors: dict, *, title: str,
         "forms": list(a.forms), "sigmas": list(a.sigmas), "models": list(a.models),
         "n_unit": {"name": a.n_unit.name, "scale": a.n_unit.scale},
         "groups": [group_dict(g, a) for g in a.groups],
-        "speed": [{"group": s.key, "label": s.label, "n_rows": len(s.frame), "error": s.error,
+        "speed": [{"group": s.key, "label": s.label, "form": s.form, "n_rows": len(s.frame), "error": s.error,
                    "fit": s.fit.to_dict() if s.fit else None,
-                   "speedup": {f"{r:g}": d.to_dict() for r, d in s.speedups.items()}} for s in a.speed],
+                   "speedup": {f"{r:g}": d.to_dict() for r, d in s.speedups.items()},
+                   "measured_vs_predicted": s.table.to_dict(orient="records"), "band": s.band_note}
+                  for s in a.speed],
         "failures": failures_records(a),
         "figures": {k: f"figures/{p.name}" for k, p in figures.items()},
         "figure_errors": figure_errors, "figure_notes": dict(figure_notes or {}), "notes": list(a.notes),
@@ -155,6 +157,45 @@ def excluded_text(ex: dict[str, int]) -> str:
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
+SPEED_TEXT = ("Per method, the speed law S = S0 (1+r)^b fitted on one row per runtime measurement (a unit's "
+              "runtime is copied onto every D and metric and counted once). Every speedup printed is the law's "
+              "own prediction S0/S = (1+r)^(-b); below 1× it is a slowdown. Intervals of the law: its fit's "
+              "draws; the per-measurement table gives the 95% prediction interval of one measurement.")
+
+
+def speed_law_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    """The speed-law table: method, measurements, form, b, R², speedup at each ratio, note."""
+    ratios = sorted({r for s in a.speed for r in s.speedups})
+    rows = []
+    for s in a.speed:
+        if s.fit is None:
+            rows.append([s.label, str(len(s.frame)), s.form, "–", "–"] + ["–"] * len(ratios) + [s.error])
+            continue
+        b = s.fit.params["b"]
+        cells = []
+        for r in ratios:
+            d = s.speedups.get(r)
+            ok = d is not None and math.isfinite(d.value)
+            cells.append(f"{d.value:.3f}× {ival(d.interval, '.3f')}" + (" slowdown" if d.value < 1 else "")
+                         if ok else "–")
+        inside = int(s.table["inside"].sum()) if len(s.table) else 0
+        note = f"{inside} of {len(s.table)} measurements inside the prediction band"
+        rows.append([s.label, str(s.fit.n_obs), s.fit.form.formula, f"{fmt(b.estimate, '.3f')} {ival(b.boot_ci or b.ci, '.3f')}",
+                     fmt(s.fit.r2, ".3f")] + cells + [note])
+    return ["method", "measurements", "law", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"], rows
+
+
+def speed_point_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    """One row per runtime measurement: measured S0/S, the law's prediction at its S0, the prediction interval."""
+    rows = []
+    for s in a.speed:
+        for t in s.table.itertuples(index=False):
+            rows.append([s.label, str(getattr(t, "model", "")), f"{t.r:g}", f"{t.S0 * 1e3:.3g} ms", f"{t.S * 1e3:.3g} ms",
+                         f"{t.measured:.3f}×", f"{t.predicted:.3f}×", f"[{t.lo:.3f}, {t.hi:.3f}]",
+                         "yes" if t.inside else "no"])
+    return ["method", "model", "r", "S0", "S", "measured", "predicted", "95% prediction interval", "inside"], rows
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
@@ -226,15 +267,12 @@ def markdown(data: dict, a: Analysis) -> str:
             lines.append("- speedup (speed law of " + sp.label + "): " + ", ".join(
                 f"r = {r:g}: {d.value:.3f}× {ival(d.interval, '.3f')}" for r, d in sp.speedups.items()))
         lines.append("")
-    lines += ["## Speed laws", ""]
-    ratios = sorted({r for s in a.speed for r in s.speedups})
-    srows = [[s.label, str(len(s.frame)), fmt(s.fit.params["a"].estimate, ".3f") if s.fit else "–",
-              fmt(s.fit.params["b"].estimate, ".3f") if s.fit else "–", fmt(s.fit.r2, ".3f") if s.fit else "–"]
-             + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}"
-                if r in s.speedups and s.speedups[r].value == s.speedups[r].value else "–" for r in ratios]
-             + [s.error if s.fit is None else ""] for s in a.speed]
-    lines += _md_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"],
-                       srows)
+    lines += ["## Speed laws", "", SPEED_TEXT, ""]
+    head, srows = speed_law_rows(a)
+    lines += _md_table(head, srows)
+    head, prows = speed_point_rows(a)
+    if prows:
+        lines += ["", "Measured vs predicted speedup per runtime measurement:", ""] + _md_table(head, prows)
     lines += ["", "## Failures", ""]
     if a.failures.empty:
         lines.append("No failed experiments.")
@@ -418,23 +456,13 @@ def html(data: dict, a: Analysis) -> str:
                 _table(["group", "σ"] + [f"r = {r:g}" for r in shown_r], rows, left=1)]
 
     # speed
-    out += ["<h2 id='speed'>Speed laws</h2>",
-            "<p>S = S0^a (1+r)^b per method, fitted on one row per experiment (model, method, r, D): the "
-            "runtime is repeated on every metric's row and is counted once. Speedup S(0)/S(r) = (1+r)^(−b).</p>"]
-    ratios = sorted({r for s in a.speed for r in s.speedups})
-    rows = []
-    for s in a.speed:
-        if s.fit is None:
-            rows.append([esc(s.label), str(len(s.frame)), "–", "–", "–"] + ["–"] * len(ratios)
-                        + [f"<span class='bad'>{esc(s.error)}</span>"])
-            continue
-        p = s.fit.params
-        rows.append([esc(s.label), str(s.fit.n_obs), f"{fmt(p['a'].estimate, '.3f')} {ival(p['a'].boot_ci, '.3f')}",
-                     f"{fmt(p['b'].estimate, '.3f')} {ival(p['b'].boot_ci, '.3f')}", fmt(s.fit.r2, ".3f")]
-                    + [f"{s.speedups[r].value:.3f}× {ival(s.speedups[r].interval, '.3f')}"
-                       if r in s.speedups and math.isfinite(s.speedups[r].value) else "–" for r in ratios] + [""])
-    out.append(_table(["method", "experiments", "a", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"],
-                      rows, raw=True))
+    out += ["<h2 id='speed'>Speed laws</h2>", f"<p>{esc(SPEED_TEXT)}</p>"]
+    head, srows = speed_law_rows(a)
+    out.append(_table(head, srows))
+    head, prows = speed_point_rows(a)
+    if prows:
+        out += ["<p>Measured vs predicted speedup per runtime measurement:</p>",
+                _table(head, prows, left=2)]
 
     # failures
     out.append("<h2 id='failures'>Failures</h2>")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from complaw.errors import ComplawError
+from complaw.evaluate.extrinsic import primary_score, saturated_tasks
 from complaw.recipe import ExperimentRecord, Metrics
 
 SCHEMA = """
@@ -43,8 +44,12 @@ def _num(x) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
 
 
-def law_rows_of(record: ExperimentRecord, sweep: str = "") -> list[dict]:
-    """A record flattened to one law-engine row per metric (test_loss, avg_acc and each task)."""
+def law_rows_of(record: ExperimentRecord, sweep: str = "", *, exclude_saturated: bool = True) -> list[dict]:
+    """A record flattened to one law-engine row per metric (test_loss, avg_acc and each task).
+
+    With ``exclude_saturated`` (the default) a task at ceiling or floor for the base model
+    (:func:`~complaw.evaluate.extrinsic.saturated`) is left out of ``avg_acc`` and its row has status
+    ``excluded`` with the reason, so that no law is fitted to it."""
     c = record.config
     base, rec = record.base, record.recovered
     common = {
@@ -59,25 +64,41 @@ def law_rows_of(record: ExperimentRecord, sweep: str = "") -> list[dict]:
         "status": record.status, "error": record.error,
     }
     metrics: list[tuple[str, str, float | None, float | None]] = []
+    # A task at ceiling or floor for the base model cannot show compression: it is left out of the average
+    # (of base and compressed alike) and its own row is marked "excluded" with the reason.
+    excluded = saturated_tasks(base.tasks) if base is not None and exclude_saturated else {}
     if base is not None or rec is not None:
         metrics.append(("test_loss", "lower", _num(base.test_loss) if base else None,
                         _num(rec.test_loss) if rec else None))
-        metrics.append(("avg_acc", "higher", _num(base.avg_acc) if base and base.avg_acc is not None else None,
-                        _num(rec.avg_acc) if rec and rec.avg_acc is not None else None))
+        metrics.append(("avg_acc", "higher", _average(base, excluded), _average(rec, excluded)))
         tasks = sorted(set((base.tasks if base else {}) | (rec.tasks if rec else {})))
         for t in tasks:
             metrics.append((t, "higher", _task_score(base, t), _task_score(rec, t)))
     else:  # a unit that broke before any evaluation: one row carries the failure
         metrics.append(("test_loss", "lower", None, None))
-    return [{**common, "metric": m, "direction": d, "L0": base_v, "L": value} for m, d, base_v, value in metrics
+    rows = [{**common, "metric": m, "direction": d, "L0": base_v, "L": value} for m, d, base_v, value in metrics
             if not (m == "avg_acc" and base_v is None and value is None)]
+    for row in rows:
+        if row["metric"] in excluded and row["status"] == "success":
+            row["status"], row["error"] = "excluded", f"{row['metric']}: {excluded[row['metric']]}; left out of avg_acc"
+    return rows
+
+
+def _average(m: Metrics | None, excluded: dict[str, str]) -> float | None:
+    """The record's average accuracy, recomputed over the tasks not excluded (None when none is left)."""
+    if m is None or m.avg_acc is None:
+        return None
+    if not excluded:
+        return _num(m.avg_acc)
+    kept = [t for t in m.tasks if t not in excluded]
+    return _num(sum(primary_score(m.tasks[t]) for t in kept) / len(kept)) if kept else None
 
 
 def _task_score(m: Metrics | None, task: str) -> float | None:
     """acc_norm where the task has it, else acc (the convention of the compression-laws papers)."""
     if m is None or task not in m.tasks:
         return None
-    return _num(m.tasks[task].get("acc_norm", m.tasks[task]["acc"]))
+    return _num(primary_score(m.tasks[task]))
 
 
 class ResultStore:
