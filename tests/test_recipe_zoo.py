@@ -56,6 +56,10 @@ def test_zero_shot_equals_lm_evals_own_run():
 
     docs = [json.loads(line) for line in open(zoo.task_include_path() / f"{task}.jsonl")][:60]
     assert ours.tasks[task]["chance"] == pytest.approx(np.mean([1 / len(d["choices"]) for d in docs]))
+    # lm-eval gives no stderr without bootstrap iterations: the standard error of a mean of 0/1 scores
+    for key in ("acc", "acc_norm"):
+        p = ours.tasks[task][key]
+        assert ours.tasks[task][f"{key}_stderr"] == pytest.approx(np.sqrt(p * (1 - p) / 59))
 
 
 def test_zero_shot_batches_within_the_logits_budget_give_the_same_numbers(monkeypatch):

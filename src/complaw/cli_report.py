@@ -36,6 +36,9 @@ def report_cmd(
         "--n-unit", help="Unit of the model-size column N: parameters (default), K, M or B (billions).")] = "parameters",
     bootstrap: Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples per fit.")] = 200,
     interval: IntervalOpt = "auto",
+    weights: Annotated[str, typer.Option(
+        "--weights", help="Row weights of the law fits: auto (inverse-variance where every row of a group has a "
+                          "standard error L_se, e.g. lm-eval accuracies; else OLS), inverse-variance, none.")] = "auto",
     table: Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")] = None,
     form: Annotated[list[str] | None, typer.Option(
         "--form", "-f", help="Law form(s) to compare (default: " + ", ".join(DEFAULT_FORMS) + ").")] = None,
@@ -63,7 +66,8 @@ def report_cmd(
     rep = build_report(source, out, forms=tuple(form or DEFAULT_FORMS), sigmas=tuple(sigma or (0.8, 0.9)),
                        unit=DUnit(d_unit, d_scale, eps), bootstrap=bootstrap, title=title, table=table,
                        figures=figures, mapping=parse_mapping((mapping or []) + (pairs or [])),
-                       direction=direction, group=groups, n_unit=NUnit.parse(n_unit), interval=interval)
+                       direction=direction, group=groups, n_unit=NUnit.parse(n_unit), interval=interval,
+                       weights=weights)
     for line in rep.summary_lines():
         typer.echo(line)
     a = rep.analysis

@@ -20,7 +20,7 @@ console = Console(width=None if Console().is_terminal else 140)
 
 @app.command("sweep")
 def sweep_command(
-    spec: Annotated[str, typer.Argument(help="Sweep spec (YAML file) or a preset: quick, demo.")],
+    spec: Annotated[str, typer.Argument(help="Sweep spec (YAML file) or a preset: quick, demo, real-quick (SmolLM2, ~10 min), real (the study on SmolLM2, ~1 h).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. ratios=[0.2,0.4] rft.lr=1e-3.",
                                                           show_default=False)] = None,
     executor: Annotated[str, typer.Option(help="local, or ray (units as Ray tasks).")] = "local",

@@ -63,6 +63,9 @@ class EvalConfig(BaseModel):
     task_batch_size: int = Field(16, ge=1, description="lm-eval batch size (given to HFLM; fewer requests where "
                                  "a batch's logits and log-softmax would pass 256 MiB, see evaluate.extrinsic)")
     include_path: str | None = Field(None, description="Directory of extra lm-eval task YAMLs")
+    extra_test_data: list[str] = Field(
+        default_factory=list, description="More test sets for intrinsic losses beside test_data (e.g. "
+        "zoo:prose-test, English prose): each gives a loss_<name> metric, same seq_len and max_blocks")
 
     def task_list(self) -> list[str]:
         return zoo_tasks() if self.tasks is None else list(self.tasks)
@@ -77,7 +80,35 @@ class RuntimeConfig(BaseModel):
     batch_size: int = Field(1, ge=1, description="Sequences per forward pass")
     seq_len: int = Field(128, ge=1, description="Prompt tokens")
     new_tokens: int = Field(16, ge=1, description="Generated tokens for decode throughput")
-    repeats: int = Field(5, ge=1, description="Timed repeats (median reported)")
+    repeats: int = Field(5, ge=1, description="Timed repeats (median reported); rounds of the interleaved protocol")
+    protocol: Literal["interleaved", "sequential"] = Field(
+        "interleaved", description="interleaved: base and compressed model timed in alternating rounds after "
+        "compression (the base reloaded for it), robust to a busy machine; sequential: the base timed before "
+        "compressing, the compressed model after (the old protocol)")
+    noisy_dispersion: float = Field(
+        0.15, gt=0, description="A paired measurement whose per-round speedups spread more than this (IQR / "
+        "median) is marked noisy: stored and shown, left out of the speed-law fit")
+
+
+#: (section, field) → default of settings added after stores existed: at their default they stay out of the hash.
+HASH_NEW_DEFAULTS: dict[tuple[str, str], Any] = {("runtime", "protocol"): "interleaved",
+                                                 ("runtime", "noisy_dispersion"): 0.15,
+                                                 ("eval", "extra_test_data"): []}
+
+
+def loss_metric_name(test_data: str) -> str:
+    """The metric name of an extra test set's loss: ``zoo:prose-test`` → ``loss_prose_test``."""
+    tail = test_data.replace("\\", "/").rstrip("/").split("/")[-1].split(":")[-1]
+    tail = tail.rsplit(".", 1)[0] if "." in tail else tail
+    return "loss_" + "".join(ch if ch.isalnum() else "_" for ch in tail).strip("_").lower()
+
+
+def hashable(d: dict) -> dict:
+    """A config dump without the settings of :data:`HASH_NEW_DEFAULTS` that are at their default."""
+    for (section, key), default in HASH_NEW_DEFAULTS.items():
+        if isinstance(d.get(section), dict) and d[section].get(key) == default:
+            d[section].pop(key)
+    return d
 
 
 class ExperimentConfig(BaseModel):
@@ -99,8 +130,10 @@ class ExperimentConfig(BaseModel):
     trust_remote_code: bool = Field(False, description="Allow custom modelling code from the checkpoint")
 
     def config_hash(self) -> str:
-        """Hash of the resolved config: the experiment's identity in the results store."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Hash of the resolved config: the experiment's identity in the results store. Settings added after a
+        store was written leave the hash as it was while they keep their default (:data:`HASH_NEW_DEFAULTS`),
+        so an old store resumes."""
+        text = json.dumps(hashable(self.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -110,6 +143,7 @@ class Metrics(BaseModel):
     test_loss: float
     perplexity: float
     test_tokens: int
+    losses: dict[str, float] = Field(default_factory=dict, description="Loss on each extra test set, by metric name")
     tasks: dict[str, dict[str, float]] = Field(default_factory=dict)
     avg_acc: float | None = None  # mean acc_norm (acc where a task has none)
     avg_acc_raw: float | None = None  # mean acc
@@ -139,6 +173,9 @@ class ExperimentRecord(BaseModel):
     recovered: Metrics | None = None
     compression: dict[str, Any] | None = None
     rft: dict[str, Any] | None = None
+    runtime: dict[str, Any] | None = Field(
+        None, description="The paired runtime measurement of base and compressed model (interleaved rounds): "
+        "speedup, speedup_min, dispersion, noisy, cpu_speedup, decode_speedup, flop_ideal_speedup, ratios")
     base_latency_s: float | None = Field(
         None, description="The base model's prefill latency measured in this unit right before compression, "
         "so that a speedup compares two timings taken around one compression apart, not across a whole sweep")
@@ -174,6 +211,8 @@ class Evaluator:
     def __init__(self, cfg: EvalConfig, tokenizer, runtime: RuntimeConfig | None = None):
         self.cfg, self.tokenizer, self.runtime = cfg, tokenizer, runtime
         self.blocks = token_blocks(load_texts(cfg.test_data), tokenizer, cfg.seq_len, cfg.max_blocks)
+        self.extra = {loss_metric_name(d): token_blocks(load_texts(d), tokenizer, cfg.seq_len, cfg.max_blocks)
+                      for d in cfg.extra_test_data}
         self.tasks = cfg.task_list()
 
     def check_tasks(self) -> None:
@@ -194,6 +233,14 @@ class Evaluator:
         return measure_runtime(model, batch_size=self.runtime.batch_size, seq_len=self.runtime.seq_len,
                                new_tokens=self.runtime.new_tokens, repeats=self.runtime.repeats)
 
+    def paired_runtime(self, base, compressed):
+        """The :class:`~complaw.evaluate.runtime.PairedRuntime` of a base and a compressed model (interleaved)."""
+        from complaw.evaluate.runtime import measure_paired
+
+        r = self.runtime
+        return measure_paired(base, compressed, batch_size=r.batch_size, seq_len=r.seq_len,
+                              new_tokens=r.new_tokens, rounds=r.repeats, bound=r.noisy_dispersion)
+
     def __call__(self, model, *, with_runtime: bool = True) -> Metrics:
         from complaw.compress.registry import count_parameters
 
@@ -202,7 +249,8 @@ class Evaluator:
         rt = self.runtime_of(model) if with_runtime else None
         loss = lm_loss(model, self.blocks, batch_size=self.cfg.batch_size)
         out = Metrics(test_loss=loss.loss, perplexity=loss.perplexity, test_tokens=loss.tokens,
-                      params=count_parameters(model))
+                      params=count_parameters(model),
+                      losses={k: lm_loss(model, b, batch_size=self.cfg.batch_size).loss for k, b in self.extra.items()})
         if self.tasks and math.isfinite(loss.loss):
             zs = zero_shot(model, self.tokenizer, self.tasks, batch_size=self.cfg.task_batch_size,
                            limit=self.cfg.task_limit, include_path=self.cfg.include_path)
@@ -347,22 +395,38 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
             t = time.perf_counter()
             base = evaluate(model, with_runtime=False)
             shared["evaluate_base"] = time.perf_counter() - t
-        # The base runtime of this unit, timed right before compressing and so next to the compressed
-        # model's (the speedup S0 / S is a paired ratio, not one across a whole sweep).
-        t = time.perf_counter()
-        rt = evaluate.runtime_of(model)
-        paired = rt.prefill_latency_s if rt is not None else None
-        if fresh_base and rt is not None:
-            base.set_runtime(rt)
-        shared["runtime_base"] = time.perf_counter() - t
+        interleaved = cfg.runtime.enabled and cfg.runtime.protocol == "interleaved"
+        paired, pair = None, None
+        if not interleaved:
+            # The old protocol: the base timed right before compressing, the compressed model right after.
+            t = time.perf_counter()
+            rt = evaluate.runtime_of(model)
+            paired = rt.prefill_latency_s if rt is not None else None
+            if fresh_base and rt is not None:
+                base.set_runtime(rt)
+            shared["runtime_base"] = time.perf_counter() - t
 
         t = time.perf_counter()
         model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
         comp.details.update(device=str(device), dtype=dtype_name(dtype))
         shared["compress"] = time.perf_counter() - t
 
+        if interleaved:
+            # Base and compressed model timed in alternating rounds (the base reloaded for it), so that a busy
+            # machine slows both alike: the speedup S0 / S does not depend on what the neighbours did.
+            t = time.perf_counter()
+            pair = evaluate.paired_runtime(load(cfg.model, dtype=dtype, device=device,
+                                                trust_remote_code=cfg.trust_remote_code), model)
+            paired = pair.base.prefill_latency_s
+            if fresh_base:
+                base.set_runtime(pair.base)
+            release_memory(device)  # the reloaded base
+            shared["runtime"] = time.perf_counter() - t
+
         t = time.perf_counter()
-        compressed = evaluate(model)
+        compressed = evaluate(model, with_runtime=not interleaved)
+        if pair is not None:
+            compressed.set_runtime(pair.compressed)
         shared["evaluate_compressed"] = time.perf_counter() - t
     except Exception as err:  # the unit broke before any D: every record carries the reason
         for rec in records:
@@ -381,6 +445,7 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
     for i, (c, rec) in enumerate(zip(cfgs, records, strict=True)):
         rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
         rec.base_latency_s = paired
+        rec.runtime = pair.to_dict() if pair is not None else None
         rec.timings_s.update(shared)
         if not c.rft.samples:
             rec.recovered = compressed

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -126,6 +127,10 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
                 metrics[f"{key}_stderr"] = float(r[f"{key}_stderr,none"])
         n = out.get("n-samples", {}).get(task, {})
         metrics["n"] = float(n.get("effective", n.get("original", 0)) if isinstance(n, dict) else 0)
+        for key in ("acc", "acc_norm"):  # lm-eval skips every stderr when bootstrap_iters = 0
+            if key in metrics and f"{key}_stderr" not in metrics and metrics["n"] > 1:
+                p = metrics[key]  # the standard error of a mean of 0/1 scores, as lm-eval's mean_stderr
+                metrics[f"{key}_stderr"] = math.sqrt(p * (1 - p) / (metrics["n"] - 1))
         if "acc" not in metrics:
             raise ComplawError(f"task {task!r}: reports no acc metric; only multiple-choice tasks are supported")
         chance = _chance(manager, task, limit)

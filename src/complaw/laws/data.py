@@ -375,7 +375,8 @@ def runtime_rows(frame: pd.DataFrame) -> pd.DataFrame:
             f[col] = pd.to_numeric(f[col], errors="coerce")
     if not keys or not {"S", "S0"} <= set(keys):
         return f.reset_index(drop=True)
-    agg = {c: "first" for c in f.columns if c not in keys and c in ("N", "L0")}
+    agg = {c: "first" for c in f.columns if c not in keys and c in ("N", "L0", "noisy", "S_dispersion",
+                                                                      "S_ideal_speedup")}
     if not agg:
         return f[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
     return f.groupby(keys, sort=True, dropna=False).agg(agg).reset_index()

@@ -129,6 +129,7 @@ class FitResult:
     unreliable: tuple[str, ...] = ()  # why the fit as a whole is not to be trusted
     theta: np.ndarray | None = None  # the numeric solution (also of unidentified parameters), for predictions
     rank: int = 0
+    weighting: str = "none (OLS)"  # how rows were weighted (see fit's ``weights``)
     bounded: bool = False  # the target is a metric in [0, 1] (see complaw.laws.data.unit_interval_metric)
     out_of_bounds: str = ""  # where the law leaves [0, 1] inside the fitted range ('' if it does not)
 
@@ -198,7 +199,7 @@ class FitResult:
             f"Law {self.form.name}: {self.form.formula}",
             f"  group: {', '.join(f'{k}={v}' for k, v in self.group.items()) or 'all rows'}   "
             f"direction: {self.direction} is better   estimator: {self.estimator}   n = {self.n_obs}",
-            f"  D unit: {self.unit.name} (scale {self.unit.scale:g}, eps {self.unit.eps:g})",
+            f"  D unit: {self.unit.name} (scale {self.unit.scale:g}, eps {self.unit.eps:g})   weights: {self.weighting}",
             f"  status: {self.status}" + (": " + "; ".join(self.unreliable) if self.unreliable else ""),
             "",
             f"  {'param':<10}{'estimate':>11}{'std err':>10}{'p':>10}   {int(self.conf * 100)}% interval"
@@ -249,7 +250,8 @@ class FitResult:
             "form": self.form.name, "formula": self.form.formula, "intercept": self.form.intercept,
             "direction": self.direction, "estimator": self.estimator, "group": self.group,
             "status": self.status, "unreliable": list(self.unreliable), "bounded": self.bounded,
-            "out_of_bounds": self.out_of_bounds or None, "unidentified": dict(self.unidentified),
+            "out_of_bounds": self.out_of_bounds or None, "weighting": self.weighting,
+            "unidentified": dict(self.unidentified),
             "d_unit": {"name": self.unit.name, "scale": self.unit.scale, "eps": self.unit.eps},
             "params": {k: v.to_dict() for k, v in self.params.items()},
             "n_obs": self.n_obs, "df_resid": self.df_resid, "rank": self.rank, "r2": self.r2,
@@ -424,6 +426,7 @@ def fit(
     mapping=None,
     group: dict[str, str] | None = None,
     bounds: bool | None = None,
+    weights: str = "none",
 ) -> FitResult:
     """Fit one law form to one table (or one group of it).
 
@@ -447,6 +450,10 @@ def fit(
             metric whose values all lie in [0, 1], not a retention or score). A bounded law that predicts
             outside [0, 1] inside the fitted range is marked unreliable (``out_of_bounds`` says where);
             its predictions are not clipped.
+        weights: ``none`` (OLS), ``inverse-variance`` (weighted least squares in log space, each row weighted
+            by 1 / var(log L) from its standard error ``L_se`` by the delta method, var ≈ (L_se / L)², plus
+            (L0_se / L0)² where L0 is an offset), or ``auto`` (inverse-variance when every row has a positive
+            standard error, else OLS with the reason). :attr:`FitResult.weighting` says which was done.
 
     Raises:
         ComplawError: bad settings, invalid cells, too few rows, or a design that identifies nothing.
@@ -475,6 +482,9 @@ def fit(
             f"{where}: {n} usable row(s) for form {form.name} with {p} parameters; need at least {p + 1}"
         )
     names = form.param_names
+    if weights not in WEIGHTS:
+        raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
+    w, weighting = _weights(form, frame, weights, where)
     unident, rank = unidentified(form, frame, X)
     if len(unident) == p:
         raise ComplawError(
@@ -487,6 +497,10 @@ def fit(
     clusters = sorted(set(groups)) if cl else []
     kind, note = _choose_interval(interval, robust=robust, bootstrap=bootstrap, cl=cl, cluster=cluster,
                                   clusters=clusters, where=where)
+    y_raw, X_raw = y, X
+    if w is not None:  # WLS as OLS on rows scaled by sqrt(w): estimates, SEs, bootstrap all follow
+        sw = np.sqrt(w)
+        y, X = y * sw, X * sw[:, None]
     if robust:
         theta = huber_fit(X, y, delta=huber_delta, seed=seed)
         ols = cov = None
@@ -593,14 +607,56 @@ def fit(
         r2_adj_uncentred=1 - (1 - r2_u) * n / dfr if dfr > 0 else math.nan,
         fvalue=fvalue, f_pvalue=f_pvalue, aic=aic, bic=bic,
         rmse=float(np.sqrt(np.mean((pred - target) ** 2))), mare=float(are.mean()),
-        median_are=float(np.median(are)), max_are=float(are.max()), log_rmse=math.sqrt(ssr / n),
-        smearing=float(np.mean(np.exp(resid))), condition_number=cond,
+        median_are=float(np.median(are)), max_are=float(are.max()), log_rmse=math.sqrt(float(((y_raw - X_raw @ theta) ** 2).sum()) / n),
+        smearing=float(np.mean(np.exp(y_raw - X_raw @ theta))), condition_number=cond,
         warnings=tuple(warnings), sign_violations=violations, conf=conf,
         group=dict(group or {}), dropped=dropped, boot=boot, cluster=cl if kind == "cluster-bootstrap" else None,
         n_clusters=n_clusters, interval_kind=kind, interval_note=note, unidentified=unident,
         unreliable=tuple(unreliable), theta=np.asarray(theta, dtype=float), rank=rank,
-        bounded=bounded, out_of_bounds=leaves,
+        bounded=bounded, out_of_bounds=leaves, weighting=weighting,
     )
+
+
+#: Row weightings of :func:`fit`.
+WEIGHTS = ("none", "inverse-variance", "auto")
+
+
+def _weights(form: LawForm, frame: pd.DataFrame, how: str, where: str) -> tuple[np.ndarray | None, str]:
+    """(weights normalised to mean 1, or None; what was done, in words)."""
+    if how == "none":
+        return None, "none (OLS)"
+    t = form.target
+    se_col = f"{t}_se"
+    why = ""
+    if se_col not in frame.columns:
+        why = f"no {se_col} column"
+    else:
+        val = frame[t].to_numpy(dtype=float)
+        se = pd.to_numeric(frame[se_col], errors="coerce").to_numpy(dtype=float)
+        var = (se / val) ** 2
+        parts = f"(se_{t}/{t})²"
+        off = form.offset_column
+        if off and f"{off}_se" in frame.columns:
+            se0 = pd.to_numeric(frame[f"{off}_se"], errors="coerce").to_numpy(dtype=float)
+            var = var + (se0 / frame[off].to_numpy(dtype=float)) ** 2
+            parts += f" + (se_{off}/{off})²"
+        if not np.isfinite(var).all():
+            why = f"{int((~np.isfinite(var)).sum())} row(s) without a standard error"
+        elif not (var > 0).any():
+            why = "every standard error is 0"
+    if why:
+        if how == "inverse-variance":
+            raise ComplawError(f"{where}: --weights inverse-variance: {why}; give {se_col} for every row or use "
+                               "--weights none")
+        return None, f"none (OLS): {why}"
+    floor = float(var[var > 0].min())
+    n_floor = int((var <= 0).sum())
+    var = np.maximum(var, floor)  # a score of exactly 0 or 1 has se 0: weigh it like the most precise row
+    w = 1.0 / var
+    text = f"inverse-variance (WLS in log space; delta method: var log {t} ≈ {parts})"
+    if n_floor:
+        text += f"; {n_floor} row(s) with se 0 given the smallest positive variance"
+    return w / w.mean(), text
 
 
 def _leaves_unit_interval(form: LawForm, theta, frame: pd.DataFrame, unit: DUnit) -> str:

@@ -191,6 +191,7 @@ class SpeedAnalysis:
     speedups: dict[float, Decision]
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # measured vs predicted per measurement
     band_note: str = ""  # what the prediction band is made of
+    n_noisy: int = 0  # measurements marked noisy, left out of the fit
 
     @property
     def label(self) -> str:
@@ -241,12 +242,12 @@ def _count_failed(failures: pd.DataFrame, key: dict[str, str]) -> int:
     return int(mask.sum())
 
 
-def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None, interval="auto"):
+def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None, interval="auto", weights="none"):
     fits, errors = {}, {}
     for name in forms:
         try:
             fits[name] = fit(sub, name, unit=unit, bootstrap=bootstrap, seed=seed, drop_invalid=True, group=key,
-                             direction=direction, interval=interval)
+                             direction=direction, interval=interval, weights=weights)
         except FIT_ERRORS as err:
             errors[name] = _strip(_reason(err), sub.source)
     return fits, errors
@@ -266,7 +267,7 @@ def best_form(fits: dict[str, FitResult]) -> str | None:
     return min(fits, key=lambda f: (bool(fits[f].unidentified), fits[f].aic))
 
 
-def _validate(sub: LawData, key, forms, unit, fits, direction=None):
+def _validate(sub: LawData, key, forms, unit, fits, direction=None, weights="none"):
     runs, skipped = [], []
     for name in forms:
         if name not in fits:
@@ -276,7 +277,7 @@ def _validate(sub: LawData, key, forms, unit, fits, direction=None):
                 continue  # each group holds one method
             try:
                 runs.append(validate(sub, name, scheme, group=key, unit=unit, drop_invalid=True,
-                                     direction=direction))
+                                     direction=direction, weights=weights))
             except FIT_ERRORS as err:
                 skipped.append((name, scheme, _strip(_reason(err), sub.source)))
     return tuple(runs), tuple(skipped)
@@ -348,13 +349,13 @@ def _per_model(sub: LawData, direction: str, sigmas, unit, bootstrap, seed):
 
 def analyse_group(sub: LawData, key: dict[str, str], *, n_failed: int, forms, sigmas, unit: DUnit,
                   bootstrap: int, seed: int = 0, decision_form: str = DECISION_FORM,
-                  direction: str | None = None, interval: str = "auto") -> GroupAnalysis:
+                  direction: str | None = None, interval: str = "auto", weights: str = "auto") -> GroupAnalysis:
     """Fit, validate and decide for one (method, metric) group, recording whatever cannot be done."""
-    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed, direction, interval)
+    fits, errors = _fit_forms(sub, key, forms, unit, bootstrap, seed, direction, interval, weights)
     best = best_form(fits)
     # Held-out validation of the forms the report leans on (the best one and the decision law): each
     # scheme refits the law once per fold, so validating every form would multiply the cost.
-    validation, skipped = _validate(sub, key, dict.fromkeys([best, decision_form]), unit, fits, direction)
+    validation, skipped = _validate(sub, key, dict.fromkeys([best, decision_form]), unit, fits, direction, weights)
     dec_fit, dec_error, r_crit, d_min, per_model, d_min_error = fits.get(decision_form), "", {}, (), (), ""
     if dec_fit is None:
         if decision_form in errors:
@@ -408,6 +409,10 @@ def speed_table(res: FitResult, rows: pd.DataFrame) -> pd.DataFrame:
     ok = ok[(ok["S"] > 0) & (ok["S0"] > 0)]
     pred, lo, hi = speed_prediction(res, ok["r"].to_numpy(), ok["S0"].to_numpy(), res.conf)
     out = pd.DataFrame({c: ok[c].to_numpy() for c in ("model", "r", "S0", "S") if c in ok.columns})
+    out["noisy"] = (pd.to_numeric(ok["noisy"], errors="coerce").fillna(0) > 0).to_numpy() \
+        if "noisy" in ok.columns else False
+    if "S_ideal_speedup" in ok.columns:
+        out["flop_ideal"] = pd.to_numeric(ok["S_ideal_speedup"], errors="coerce").to_numpy()
     out["measured"] = (ok["S0"] / ok["S"]).to_numpy()
     out["predicted"], out["lo"], out["hi"] = pred, lo, hi
     out["inside"] = (out["measured"] >= lo * (1 - 1e-9)) & (out["measured"] <= hi * (1 + 1e-9))
@@ -415,9 +420,11 @@ def speed_table(res: FitResult, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0, ratios=SPEEDUP_RATIOS,
-                  form: str = SPEED_FORM) -> tuple[SpeedAnalysis, ...]:
+                  form: str = SPEED_FORM, include_noisy: bool = False) -> tuple[SpeedAnalysis, ...]:
     """The speed law per method (default form ``speed-ratio``) on one row per runtime measurement, with its
-    speedups at ``ratios`` and the measured-vs-predicted table."""
+    speedups at ``ratios`` and the measured-vs-predicted table. Measurements marked ``noisy`` (their
+    per-round speedups spread beyond the bound) are shown in the table but left out of the fit unless
+    ``include_noisy``."""
     missing = [c for c in ("S", "S0", "r") if c not in ld.frame.columns]
     by = ["method"] if "method" in ld.frame.columns else []
     out = []
@@ -426,16 +433,21 @@ def analyse_speed(ld: LawData, *, bootstrap: int, seed: int = 0, ratios=SPEEDUP_
         if missing:
             out.append(SpeedAnalysis(key, rows, None, f"no runtime column(s) {', '.join(missing)} in the table", {}))
             continue
+        noisy = (pd.to_numeric(rows["noisy"], errors="coerce").fillna(0) > 0).to_numpy() \
+            if "noisy" in rows.columns and include_noisy is False else np.zeros(len(rows), dtype=bool)
+        used = rows.loc[~noisy].reset_index(drop=True)
+        left = f"; {int(noisy.sum())} noisy measurement(s) left out of the fit" if noisy.any() else ""
         try:
-            res = fit(LawData(rows, ld.source), form, unit=DUnit(), bootstrap=bootstrap, seed=seed,
+            res = fit(LawData(used, ld.source), form, unit=DUnit(), bootstrap=bootstrap, seed=seed,
                       drop_invalid=True, group=key)
         except FIT_ERRORS as err:
-            out.append(SpeedAnalysis(key, rows, None, _reason(err), {}))
+            out.append(SpeedAnalysis(key, rows, None, _reason(err) + left, {}))
             continue
         law = Law.from_fit(res)
-        s0 = float(np.median(pd.to_numeric(rows["S0"], errors="coerce").dropna())) if "S0" in rows else None
+        s0 = float(np.median(pd.to_numeric(used["S0"], errors="coerce").dropna())) if "S0" in used else None
         dec = {float(r): speedup(law, float(r), s0) for r in ratios}
-        out.append(SpeedAnalysis(key, rows, res, "", dec, speed_table(res, rows), _band_note(res)))
+        table = speed_table(res, rows)
+        out.append(SpeedAnalysis(key, used, res, "", dec, table, _band_note(res) + left, int(noisy.sum())))
     return tuple(out)
 
 
@@ -443,7 +455,8 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, excluded
             forms=DEFAULT_FORMS,
             sigmas=(0.8, 0.9), unit: DUnit | None = None, bootstrap: int = 200, seed: int = 0,
             decision_form: str = DECISION_FORM, source: str = "table", direction: str | None = None,
-            group: list[str] | None = None, n_unit: NUnit | None = None, interval: str = "auto") -> Analysis:
+            group: list[str] | None = None, n_unit: NUnit | None = None, interval: str = "auto",
+            weights: str = "auto") -> Analysis:
     """Every number of the report, per (method, metric) group and per method (speed).
 
     Args:
@@ -457,6 +470,8 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, excluded
         n_unit: the unit of the N column.
         interval: the interval kind of every fit (``auto``, ``cluster``, ``rows``, ``ols``; see
             :func:`complaw.laws.fit.fit`).
+        weights: row weights of the law fits: ``auto`` (inverse-variance from ``L_se``/``L0_se`` where every
+            row of a group has them — lm-eval accuracies — else OLS), ``inverse-variance`` or ``none``.
     """
     unit = unit or DUnit()
     n_unit = n_unit or NUnit()
@@ -487,7 +502,8 @@ def analyse(ld: LawData | None, *, failures: pd.DataFrame, n_rows: int, excluded
         for key, sub in ld.groups(by):
             groups.append(analyse_group(sub, key, n_failed=_count_failed(failures, key), forms=forms,
                                         sigmas=tuple(sigmas), unit=unit, bootstrap=bootstrap, seed=seed,
-                                        decision_form=decision_form, direction=direction, interval=interval))
+                                        decision_form=decision_form, direction=direction, interval=interval,
+                                        weights=weights))
         speed = analyse_speed(ld, bootstrap=bootstrap, seed=seed)
         notes += _n_notes(ld.frame, n_unit) + _ceiling_notes(ld.frame)
     n_success = len(ld.frame) if ld is not None else 0

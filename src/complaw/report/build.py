@@ -132,6 +132,7 @@ def build_report(
     group: list[str] | None = None,
     n_unit: NUnit | str | None = None,
     interval: str = "auto",
+    weights: str = "auto",
 ) -> Report:
     """Fit, validate and decide per (method, metric) group, fit the speed law per method, write the report.
 
@@ -158,6 +159,9 @@ def build_report(
         n_unit: the unit of ``N`` (``parameters`` by default; ``B`` for billions, ``M`` for millions).
         interval: ``auto`` (cluster bootstrap by base model with ≥ 2 clusters, model-based with one, row
             bootstrap without a model column), ``cluster``, ``rows`` or ``ols``.
+        weights: ``auto`` (inverse-variance WLS for a group whose every row has a standard error ``L_se``,
+            e.g. lm-eval accuracies from the store; else OLS), ``inverse-variance`` or ``none``. The report
+            says per fit which was done.
 
     Returns:
         The :class:`Report` (paths and key numbers).
@@ -178,7 +182,7 @@ def build_report(
                            "give a writable --out") from None
     analysis = analyse(ld, failures=failures, excluded=excluded, n_rows=n_rows, forms=forms, sigmas=tuple(float(s) for s in sigmas),
                        unit=unit, bootstrap=bootstrap, seed=seed, decision_form=decision_form, source=name,
-                       direction=direction, group=group, n_unit=n_unit, interval=interval)
+                       direction=direction, group=group, n_unit=n_unit, interval=interval, weights=weights)
     fig_paths, fig_errors, fig_notes = {}, {}, {}
     if figures:
         from complaw.report.figures import draw_all  # matplotlib only when drawing

@@ -13,7 +13,8 @@ CAPTIONS: dict[str, tuple[str, str]] = {
         "Performance vs compression ratio",
         "Observed metric against the compression ratio r, one line per base model (colour: model size). "
         "Left: no recovery fine-tuning (D = 0); right: the largest recovery budget in the table. "
-        "The point at r = 0 is the uncompressed base model (L0).",
+        "The point at r = 0 is the uncompressed base model (L0). Bars, where the table has standard "
+        "errors (L_se, L0_se: lm-eval's for accuracies), are ±1 standard error.",
     ),
     "law_fit": (
         "Fitted laws over the observed points (lowest D)",

@@ -168,29 +168,37 @@ def perf_vs_r(a: Analysis, path: Path, colors) -> Path:
     present = set()
     for i, g in enumerate(groups):
         f = g.frame.copy()
-        for col in ("r", "L", "L0", "D"):
+        for col in ("r", "L", "L0", "D", "L_se", "L0_se"):
             if col in f.columns:
                 f[col] = _num(f, col)
         ds = [0.0, float(f["D"].max())] if has_d else [None]
         for j, d in enumerate(ds):
             ax = axes[i * ncols + j]
             sub = f if d is None or "D" not in f.columns else f[f["D"] == d]
+            errbars = False
             for m in a.models:
                 rows = sub[sub["model"].astype(str) == m].sort_values("r") if "model" in sub.columns else sub
                 if rows.empty:
                     continue
                 present.add(m)
                 r, L = rows["r"].to_numpy(), rows["L"].to_numpy()
+                se = rows["L_se"].to_numpy(dtype=float) if "L_se" in rows.columns else np.full(len(r), np.nan)
                 if "L0" in rows.columns and (r > 0).all():  # the base model at r = 0
-                    r, L = np.r_[0.0, r], np.r_[rows["L0"].iloc[0], L]
-                ax.plot(r, L, marker="o", ms=3, lw=1.4, color=colors.get(m, "0.3"))
+                    se0 = float(rows["L0_se"].iloc[0]) if "L0_se" in rows.columns else np.nan
+                    r, L, se = np.r_[0.0, r], np.r_[rows["L0"].iloc[0], L], np.r_[se0, se]
+                color = colors.get(m, "0.3")
+                ax.plot(r, L, marker="o", ms=3, lw=1.4, color=color)
+                if np.isfinite(se).any():  # ± one standard error (lm-eval's) of each accuracy
+                    ax.errorbar(r, L, yerr=np.nan_to_num(se), fmt="none", ecolor=color, elinewidth=0.9,
+                                capsize=2, alpha=0.8)
+                    errbars = True
             if d is None:  # one amount of RFT data in the group (or no D column)
                 only = f["D"].dropna().unique() if "D" in f.columns else []
                 what = ("no RFT (D = 0)" if len(only) == 1 and only[0] == 0 else
                         _d_text(a, float(only[0])) if len(only) == 1 else "all D")
             else:
                 what = "no RFT (D = 0)" if d == 0 else f"with RFT ({_d_text(a, d)})"
-            ax.set_title(f"{g.label}: {what}", fontsize=10)
+            ax.set_title(f"{g.label}: {what}" + ("  (bars: ±1 s.e.)" if errbars else ""), fontsize=10)
             ax.set_xlabel("compression ratio r")
             ax.set_ylabel(_metric_label(g))
             ax.grid(alpha=0.3)
@@ -483,7 +491,12 @@ def speedup_fig(a: Analysis, path: Path, colors) -> Path:
                 ax.fill_between(R_GRID, band[0], band[1], color="black", alpha=0.15, lw=0, label="95% CI of the law")
             ax.plot(R_GRID, plo, color="black", lw=0.8, ls="--", label="95% prediction interval")
             ax.plot(R_GRID, phi, color="black", lw=0.8, ls="--")
-            inside = int(s.table["inside"].sum()) if len(s.table) else 0
+            fitted = s.table[~s.table["noisy"]] if len(s.table) else s.table
+            inside = int(fitted["inside"].sum()) if len(fitted) else 0
+            noisy = s.table[s.table["noisy"]] if len(s.table) else s.table
+            if len(noisy):
+                ax.scatter(noisy["r"], noisy["measured"], s=22, facecolors="none", edgecolors="red", zorder=4,
+                           label="noisy (not fitted)")
             ax.set_title(f"{s.label}: {s.fit.form.formula}\n{s.fit.n_obs} measurements, {inside} inside the "
                          f"prediction band (R² {s.fit.r2:.2f})", fontsize=9)
             ax.legend(fontsize=7, loc="upper left")

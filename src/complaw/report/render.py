@@ -60,6 +60,7 @@ def group_dict(g: GroupAnalysis, a: Analysis) -> dict[str, Any]:
         "fit_status": {name: (g.fits[name].status if name in g.fits else "failed" if name in g.fit_errors
                               else "not fitted") for name in dict.fromkeys([*a.forms, *g.fits, *g.fit_errors])},
         "fits": {name: res.to_dict() for name, res in g.fits.items()},
+        "weighting": g.best.weighting if g.best is not None else None,
         "fit_errors": g.fit_errors,
         "excluded": {name: g.excluded(name) for name in g.fits},
         "validation": [v.to_dict() for v in g.validation],
@@ -163,6 +164,19 @@ SPEED_TEXT = ("Per method, the speed law S = S0 (1+r)^b fitted on one row per ru
               "draws; the per-measurement table gives the 95% prediction interval of one measurement.")
 
 
+def weighting_text(a: Analysis) -> str:
+    """Whether the law fits were weighted, per group (the best form's weighting; every form of a group is
+    weighted alike)."""
+    by: dict[str, list[str]] = {}
+    for g in a.groups:
+        if g.best is not None:
+            by.setdefault(g.best.weighting, []).append(g.label)
+    if not by:
+        return ""
+    parts = [f"{how}: {', '.join(labels)}" for how, labels in by.items()]
+    return "Weighting of the law fits — " + "; ".join(parts) + "."
+
+
 def speed_law_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
     """The speed-law table: method, measurements, form, b, R², speedup at each ratio, note."""
     ratios = sorted({r for s in a.speed for r in s.speedups})
@@ -178,8 +192,11 @@ def speed_law_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
             ok = d is not None and math.isfinite(d.value)
             cells.append(f"{d.value:.3f}× {ival(d.interval, '.3f')}" + (" slowdown" if d.value < 1 else "")
                          if ok else "–")
-        inside = int(s.table["inside"].sum()) if len(s.table) else 0
-        note = f"{inside} of {len(s.table)} measurements inside the prediction band"
+        fitted = s.table[~s.table["noisy"]] if len(s.table) else s.table
+        inside = int(fitted["inside"].sum()) if len(fitted) else 0
+        note = f"{inside} of {len(fitted)} measurements inside the prediction band"
+        if s.n_noisy:
+            note += f"; {s.n_noisy} noisy, not fitted"
         rows.append([s.label, str(s.fit.n_obs), s.fit.form.formula, f"{fmt(b.estimate, '.3f')} {ival(b.boot_ci or b.ci, '.3f')}",
                      fmt(s.fit.r2, ".3f")] + cells + [note])
     return ["method", "measurements", "law", "b", "R²"] + [f"speedup r={r:g}" for r in ratios] + ["note"], rows
@@ -190,10 +207,13 @@ def speed_point_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
     rows = []
     for s in a.speed:
         for t in s.table.itertuples(index=False):
+            ideal = getattr(t, "flop_ideal", math.nan)
             rows.append([s.label, str(getattr(t, "model", "")), f"{t.r:g}", f"{t.S0 * 1e3:.3g} ms", f"{t.S * 1e3:.3g} ms",
                          f"{t.measured:.3f}×", f"{t.predicted:.3f}×", f"[{t.lo:.3f}, {t.hi:.3f}]",
-                         "yes" if t.inside else "no"])
-    return ["method", "model", "r", "S0", "S", "measured", "predicted", "95% prediction interval", "inside"], rows
+                         "yes" if t.inside else "no", f"{ideal:.3f}×" if ideal == ideal else "–",
+                         "noisy (not fitted)" if t.noisy else ""])
+    return ["method", "model", "r", "S0", "S", "measured", "predicted", "95% prediction interval", "inside",
+            "FLOP-ideal", "note"], rows
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -209,6 +229,8 @@ def markdown(data: dict, a: Analysis) -> str:
              f"Source: `{a.source}` — {a.n_rows} rows, {a.n_success} succeeded, {len(a.failures)} failed. "
              f"D unit: {a.unit.name} (scale {a.unit.scale:g}, ε {a.unit.eps:g}). Forms compared: "
              + ", ".join(f"`{f}`" for f in a.forms) + ".", ""]
+    if weighting_text(a):
+        lines += [weighting_text(a), ""]
     for n in a.notes:
         lines += [f"> {n}", ""]
     rows = []
@@ -339,6 +361,8 @@ def html(data: dict, a: Analysis) -> str:
            "<a href='#validation'>validation</a><a href='#decisions'>decisions</a><a href='#speed'>speed laws</a>"
            "<a href='#failures'>failures</a><a href='summary.md'>summary.md</a><a href='report.json'>report.json</a>"
            "<a href='comparison.csv'>comparison.csv</a></nav>"]
+    if weighting_text(a):
+        out.append(f"<p>{esc(weighting_text(a))}</p>")
     out += [f"<p class='warn'>{esc(n)}</p>" for n in a.notes]
 
     # summary

@@ -27,7 +27,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from complaw.recipe import ExperimentConfig, ExperimentRecord, Metrics, _now, evaluate_base, prepare, run_unit
+from complaw.recipe import (
+    ExperimentConfig,
+    ExperimentRecord,
+    Metrics,
+    _now,
+    evaluate_base,
+    hashable,
+    prepare,
+    run_unit,
+)
 from complaw.sweep.executors import get_executor
 from complaw.sweep.spec import SweepSpec, Unit
 from complaw.sweep.store import ResultStore
@@ -37,7 +46,8 @@ DONE = ("success", "invalid")  # outcomes a rerun would repeat; failed ones are 
 
 def base_key(cfg: ExperimentConfig) -> str:
     """Identity of a base-model evaluation: the model and every setting that changes its numbers."""
-    d = cfg.model_dump(mode="json", include={"model", "eval", "runtime", "device", "dtype", "trust_remote_code"})
+    d = hashable(cfg.model_dump(mode="json", include={"model", "eval", "runtime", "device", "dtype",
+                                                      "trust_remote_code"}))
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -134,7 +134,7 @@ class Unit:
         return [c.config_hash() for c in self.configs]
 
 
-PRESETS = ("quick", "demo")
+PRESETS = ("quick", "demo", "real-quick", "real")
 
 
 def _set(tree: dict, dotted: str, value: Any) -> None:
@@ -148,7 +148,7 @@ def _set(tree: dict, dotted: str, value: Any) -> None:
 
 
 def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSpec:
-    """Read a spec file (or a preset name: quick, demo) and apply ``key=value`` overrides."""
+    """Read a spec file (or a preset name: quick, demo, real-quick, real) and apply ``key=value`` overrides."""
     text = str(source)
     if text in PRESETS:
         raw = resources.files("complaw.sweep.presets").joinpath(f"{text}.yaml").read_text()

@@ -36,8 +36,13 @@ CREATE TABLE IF NOT EXISTS bases (
 CREATE TABLE IF NOT EXISTS law_rows (
     config_hash TEXT, metric TEXT, sweep TEXT, model TEXT, N REAL, method TEXT, direction TEXT, r REAL,
     D REAL, D_tokens REAL, seed INTEGER, L0 REAL, L REAL, S REAL, S0 REAL, param_reduction REAL,
-    status TEXT, error TEXT, PRIMARY KEY (config_hash, metric));
+    status TEXT, error TEXT, L_se REAL, L0_se REAL, noisy INTEGER, S_dispersion REAL, S_ideal_speedup REAL,
+    PRIMARY KEY (config_hash, metric));
 """
+#: law_rows columns added after the first stores were written: an older store gains them on open, and its
+#: rows are derived again from the stored records.
+ADDED_COLUMNS = {"L_se": "REAL", "L0_se": "REAL", "noisy": "INTEGER", "S_dispersion": "REAL",
+                 "S_ideal_speedup": "REAL"}
 
 
 def _num(x) -> float | None:
@@ -62,22 +67,35 @@ def law_rows_of(record: ExperimentRecord, sweep: str = "", *, exclude_saturated:
         "S": _num(rec.latency_s) if rec else None,
         "param_reduction": (record.compression or {}).get("param_reduction"),
         "status": record.status, "error": record.error,
+        "noisy": None, "S_dispersion": None, "S_ideal_speedup": None,
     }
+    rt = record.runtime
+    if rt and common["S0"] and _num(rt.get("speedup")):
+        # the interleaved measurement: S0/S is the median of the per-round speedups, not a ratio of medians
+        common.update(S=common["S0"] / rt["speedup"], noisy=int(bool(rt.get("noisy"))),
+                      S_dispersion=_num(rt.get("dispersion")), S_ideal_speedup=_num(rt.get("flop_ideal_speedup")))
     metrics: list[tuple[str, str, float | None, float | None]] = []
+    ses: dict[str, tuple[float | None, float | None]] = {}
     # A task at ceiling or floor for the base model cannot show compression: it is left out of the average
     # (of base and compressed alike) and its own row is marked "excluded" with the reason.
     excluded = saturated_tasks(base.tasks) if base is not None and exclude_saturated else {}
     if base is not None or rec is not None:
         metrics.append(("test_loss", "lower", _num(base.test_loss) if base else None,
                         _num(rec.test_loss) if rec else None))
+        for name in sorted(set((base.losses if base else {}) | (rec.losses if rec else {}))):
+            metrics.append((name, "lower", _num(base.losses.get(name)) if base else None,
+                            _num(rec.losses.get(name)) if rec else None))
         metrics.append(("avg_acc", "higher", _average(base, excluded), _average(rec, excluded)))
+        ses["avg_acc"] = (_average_se(base, excluded), _average_se(rec, excluded))
         tasks = sorted(set((base.tasks if base else {}) | (rec.tasks if rec else {})))
         for t in tasks:
             metrics.append((t, "higher", _task_score(base, t), _task_score(rec, t)))
+            ses[t] = (_task_se(base, t), _task_se(rec, t))
     else:  # a unit that broke before any evaluation: one row carries the failure
         metrics.append(("test_loss", "lower", None, None))
-    rows = [{**common, "metric": m, "direction": d, "L0": base_v, "L": value} for m, d, base_v, value in metrics
-            if not (m == "avg_acc" and base_v is None and value is None)]
+    rows = [{**common, "metric": m, "direction": d, "L0": base_v, "L": value,
+             "L0_se": ses.get(m, (None, None))[0], "L_se": ses.get(m, (None, None))[1]}
+            for m, d, base_v, value in metrics if not (m == "avg_acc" and base_v is None and value is None)]
     for row in rows:
         if row["metric"] in excluded and row["status"] == "success":
             row["status"], row["error"] = "excluded", f"{row['metric']}: {excluded[row['metric']]}; left out of avg_acc"
@@ -92,6 +110,24 @@ def _average(m: Metrics | None, excluded: dict[str, str]) -> float | None:
         return _num(m.avg_acc)
     kept = [t for t in m.tasks if t not in excluded]
     return _num(sum(primary_score(m.tasks[t]) for t in kept) / len(kept)) if kept else None
+
+
+def _task_se(m: Metrics | None, task: str) -> float | None:
+    """lm-eval's standard error of the task's score (acc_norm's where the score is acc_norm)."""
+    if m is None or task not in m.tasks:
+        return None
+    t = m.tasks[task]
+    return _num(t.get("acc_norm_stderr")) if "acc_norm" in t else _num(t.get("acc_stderr"))
+
+
+def _average_se(m: Metrics | None, excluded: dict[str, str]) -> float | None:
+    """Standard error of the average over the kept tasks, sqrt(Σ se²) / k (tasks scored on disjoint items)."""
+    if m is None or m.avg_acc is None:
+        return None
+    se = [_task_se(m, t) for t in m.tasks if t not in excluded]
+    if not se or any(v is None for v in se):
+        return None
+    return math.sqrt(sum(v * v for v in se)) / len(se)
 
 
 def _task_score(m: Metrics | None, task: str) -> float | None:
@@ -113,9 +149,34 @@ class ResultStore:
             self.con.execute("PRAGMA synchronous=NORMAL")
             self.con.executescript(SCHEMA)
             self.con.commit()
+            self._migrate()
         except (sqlite3.Error, OSError) as err:
             raise ComplawError(f"store {str(path)!r}: cannot be opened as a results store ({err}); "
                                "give a writable path ending in .db, or an existing complaw store") from None
+
+    def _migrate(self) -> None:
+        """Give a store written by an older complaw the law_rows columns it lacks, and derive its rows again
+        from the stored records (new columns, tasks at ceiling or floor set aside); the records are untouched."""
+        have = {row[1] for row in self.con.execute("PRAGMA table_info(law_rows)")}
+        missing = [c for c in ADDED_COLUMNS if c not in have]
+        if not missing:
+            return
+        with self.con:
+            for c in missing:
+                self.con.execute(f"ALTER TABLE law_rows ADD COLUMN {c} {ADDED_COLUMNS[c]}")
+            for sweep, text in self.con.execute("SELECT sweep, record FROM experiments").fetchall():
+                try:
+                    rec = ExperimentRecord.model_validate_json(text)
+                except ValueError:
+                    continue  # a record this version cannot read keeps its old rows
+                self._put_rows(rec, sweep or "")
+
+    def _put_rows(self, rec: ExperimentRecord, sweep: str) -> None:
+        self.con.execute("DELETE FROM law_rows WHERE config_hash = ?", (rec.config_hash,))
+        rows = law_rows_of(rec, sweep)
+        cols = list(rows[0])
+        self.con.executemany(f"INSERT INTO law_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                             [tuple(r[k] for k in cols) for r in rows])
 
     def close(self) -> None:
         self.con.close()
@@ -136,12 +197,7 @@ class ResultStore:
                     "INSERT OR REPLACE INTO experiments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (rec.config_hash, sweep, c.model, c.method, c.ratio, c.rft.samples, c.seed, rec.status,
                      rec.error, rec.finished_at, rec.model_dump_json()))
-                self.con.execute("DELETE FROM law_rows WHERE config_hash = ?", (rec.config_hash,))
-                rows = law_rows_of(rec, sweep)
-                cols = list(rows[0])
-                self.con.executemany(
-                    f"INSERT INTO law_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    [tuple(r[k] for k in cols) for r in rows])
+                self._put_rows(rec, sweep)
 
     def put_base(self, key: str, model: str, metrics: Metrics, created_at: str = "") -> None:
         with self.con:
