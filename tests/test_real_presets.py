@@ -21,7 +21,7 @@ def test_real_presets_are_the_study_on_smollm2():
     assert real.eval.extra_test_data == ["zoo:prose-test"] and real.runtime.protocol == "interleaved"
     assert len(real.units()) == 20 and sum(len(u.configs) for u in real.units()) == 60
     quick = load_spec("real-quick")
-    assert quick.models == real.models and len(quick.units()) == 4
+    assert quick.models == real.models and len(quick.units()) == 4 and quick.eval.extra_test_data
     assert {"quick", "demo", "real-quick", "real"} <= set(PRESETS)
 
 

@@ -103,10 +103,22 @@ def print_record(record: ExperimentRecord) -> None:
                   "–" if m.latency_s is None else f"{1e3 * m.latency_s:.2f}",
                   "–" if m.decode_tokens_per_s is None else f"{m.decode_tokens_per_s:.1f}")
     console.print(t)
+    if record.base is not None and record.base.tasks:
+        from complaw.evaluate.extrinsic import saturated_tasks
+
+        for task, why in saturated_tasks(record.base.tasks).items():
+            console.print(f"{task}: {why}; the results store leaves it out of avg_acc (the table's avg acc "
+                          "is lm-eval's over every task)")
     if record.compression:
         comp = record.compression
         s0, s = record.base_latency_s, record.compressed.latency_s if record.compressed else None
-        speedup = f"  prefill speedup {s0 / s:.2f}× (paired)" if s0 and s else ""
+        rt = record.runtime
+        if rt and rt.get("speedup"):
+            speedup = (f"  prefill speedup {rt['speedup']:.2f}× (interleaved, {rt['rounds']} rounds, spread "
+                       f"{rt['dispersion']:.0%}{', noisy' if rt['noisy'] else ''}; FLOP-ideal "
+                       f"{rt['flop_ideal_speedup']:.2f}×)")
+        else:
+            speedup = f"  prefill speedup {s0 / s:.2f}× (paired)" if s0 and s else ""
         console.print(f"ratio {comp['ratio']}  measured param_reduction {comp['param_reduction']:.4f}  "
                       f"compression {comp['wall_time_s']:.1f}s{speedup}")
     if record.peak_rss_bytes is not None:
