@@ -226,7 +226,9 @@ def markdown(data: dict, a: Analysis) -> str:
     """``summary.md``: the key numbers per group."""
     sig = a.sigmas
     lines = [f"# {data['title']}", "",
-             f"Source: `{a.source}` — {a.n_rows} rows, {a.n_success} succeeded, {len(a.failures)} failed. "
+             f"Source: `{a.source}` — {a.n_rows} rows, {a.n_success} succeeded, {len(a.failures)} failed"
+             + (f", {a.n_rows - a.n_success - len(a.failures)} set aside (tasks at ceiling or floor, named in the notes)"
+                if a.n_rows - a.n_success - len(a.failures) > 0 else "") + ". "
              f"D unit: {a.unit.name} (scale {a.unit.scale:g}, ε {a.unit.eps:g}). Forms compared: "
              + ", ".join(f"`{f}`" for f in a.forms) + ".", ""]
     if weighting_text(a):
