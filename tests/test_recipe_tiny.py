@@ -98,10 +98,12 @@ def test_recipe_record_is_complete_and_deterministic(tiny, tmp_path):
     assert a.compression["param_reduction"] > 0 and a.rft["samples"] == 16
     assert a.recovered.test_loss < a.compressed.test_loss
     assert a.base.latency_s > 0 and set(a.versions) >= {"torch", "transformers", "peft", "lm_eval"}
-    assert a.base_latency_s == a.base.latency_s  # a single run times its base right before compressing
+    assert a.base_latency_s == a.base.latency_s  # the base's time from the unit's paired measurement
+    assert a.runtime["protocol"] == "interleaved" and a.runtime["speedup"] > 0 and len(a.runtime["ratios"]) == \
+        cfg.runtime.repeats
     strip = lambda r: r.model_dump(exclude={"timings_s", "started_at", "finished_at", "base", "compressed",  # noqa: E731
                                             "recovered", "compression", "rft", "base_latency_s", "peak_rss_bytes",
-                                            "peak_rss_exact", "start_rss_bytes"})
+                                            "peak_rss_exact", "start_rss_bytes", "runtime"})
     assert strip(a) == strip(b)
     for stage in ("base", "compressed", "recovered"):
         ma, mb = getattr(a, stage), getattr(b, stage)
