@@ -32,6 +32,32 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"complaw {version('complaw')}")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
+            typer.echo("complaw (not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library warnings (torch, transformers, "
+                                 "lm-eval, numpy…) on the console; by default they go to complaw.log in the "
+                                 "cache directory ($COMPLAW_CACHE, else ~/.cache/complaw)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print complaw's version and exit."),
+) -> None:
+    """Compression laws for LLMs: compress, recover, evaluate, fit laws, decide."""
+    if verbose:
+        from complaw import logs
+
+        logs.release()
+
+
 # Modules that register commands on `app` when imported: add yours to this tuple (one entry each).
 COMMAND_MODULES = (
     "complaw.cli_laws",  # fit, validate, critical, speedup, plan, forms, demo
@@ -48,9 +74,14 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app, turning user errors into one line and exit code 2.
+
+    Library warnings are captured into a log file for the duration (``--verbose`` shows them instead)."""
+    from complaw import logs
+
+    logs.capture()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except ComplawError as err:
         typer.echo(f"error: {err}", err=True)
         return err.exit_code
@@ -70,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return ex.exit_code
     except SystemExit as ex:  # click usage errors raise SystemExit(2) after printing
         return ex.code if isinstance(ex.code, int) else 1
-    return 0
+    finally:
+        logs.release()
+    # a command that returns an exit code (the sweep returns 130 when interrupted) has it propagated
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _console_main() -> None:

@@ -12,7 +12,11 @@ from typing import Annotated
 
 import typer
 
+from complaw.checks import number, work_bound
 from complaw.cli import app
+
+#: Monte Carlo samples: at least one row of the estimator, at most 2**28 (~10 s per format on 2 cores).
+MIN_SAMPLES, MAX_SAMPLES = 4096, 2**28
 
 
 def _num(v: float, fmt: str = ".4g") -> str:
@@ -23,13 +27,17 @@ def _num(v: float, fmt: str = ".4g") -> str:
 def capacity_cmd(
     formats: Annotated[list[str], typer.Argument(help="format names, e.g. int4-g128 int8-channel fp4 mxfp4 nvfp4 "
                                                       "fp8-e4m3 sparse-0.5 2:4 2:4+int4-g128")],
-    r: Annotated[float, typer.Option("--r", help="structured pruning ratio combined with the format")] = 0.0,
-    samples: Annotated[int, typer.Option(help="Monte Carlo samples for data-dependent scales")] = 4 * 1024 * 1024,
+    r: Annotated[float, typer.Option("--r", help="structured pruning ratio in [0, 1) combined with the format")] = 0.0,
+    samples: Annotated[int, typer.Option(help=f"Monte Carlo samples for data-dependent scales ({MIN_SAMPLES:,} … "
+                                              f"{MAX_SAMPLES:,})")] = 4 * 1024 * 1024,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON rows instead of a table")] = False,
 ) -> None:
     """GMSE (vs N(0,1), optimal scale), effective bits, capacity ρ and r_eff = 1 − (1 − r)·ρ per format."""
     from complaw.capacity import describe_format, get_format
 
+    number(r, "--r", lo=0, hi=1, hi_open=True, hint="a structured pruning ratio such as 0.2")
+    number(samples, "--samples", lo=MIN_SAMPLES, integer=True, hint=f"at least {MIN_SAMPLES:,}")
+    work_bound(samples, "--samples", MAX_SAMPLES, what="Monte Carlo samples per format")
     for f in formats:
         get_format(f)  # fail fast, before any Monte Carlo, on an unknown name
     rows = [describe_format(f, r=r, samples=samples) for f in formats]

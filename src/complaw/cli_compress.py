@@ -72,36 +72,61 @@ def _check_family_early(method: str, model_id: str, path: str | None = None) -> 
         check_family(method, SimpleNamespace(model_type=model_type))
 
 
+def check_option_files(options: dict[str, Any]) -> None:
+    """Check the files that method options name before any work: ``calibration=`` must be a readable text
+    file (or a zoo split / dataset id), ``policy=`` (PruneNet) a readable policy file or a writable new path."""
+    from complaw.textdata import check_source
+
+    check_source(options.get("calibration"), "calibration")
+    if isinstance(options.get("policy"), (str, Path)):
+        from complaw.compress.prunenet import check_policy_file
+
+        check_policy_file(options["policy"])
+
+
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
-                 options: dict[str, Any] | None = None, dtype: str | None = "auto", device: str | None = "auto"):
+                 options: dict[str, Any] | None = None, dtype: str | None = "auto", device: str | None = "auto",
+                 allow_pickle: bool = False):
     """Load ``model_id``, compress it with ``method`` at ``ratio``, optionally save it to ``out``.
+
+    Every input is checked before the model is loaded: method, ratio, seed, device, options and the files
+    they name, ``out`` (writable, and not the source directory or inside it), the model directory itself.
 
     Args:
         dtype, device: where and in which dtype to compute, by the rule ``complaw run`` and ``complaw sweep``
             follow too (:func:`~complaw.models.io.resolve_device`: ``auto`` is bf16 on CUDA, float32 on CPU,
             whatever the checkpoint's dtype); both are recorded in ``details`` and in ``out/complaw.json``.
+        allow_pickle: read pickled ``.bin`` weights of a checkpoint without safetensors (unpickling can run
+            arbitrary code; off by default).
 
     Returns:
         The :class:`~complaw.compress.CompressionRecord` (also written to ``out/complaw.json``).
     """
+    from complaw import checks
     from complaw.compress import compress, get_method
     from complaw.compress.registry import check_options, check_ratio
     from complaw.models import load, save
-    from complaw.models.io import dtype_name, resolve_device, resolve_model_id
+    from complaw.models.io import check_model, dtype_name, resolve_device
 
     spec = get_method(method)  # fail on a typo or a bad ratio before loading a big model
     ratio = check_ratio(ratio)
+    seed = checks.seed(seed)
     dev, dt = resolve_device(device, dtype)
     options = dict(options or {})
     check_options(method, options)
+    check_option_files(options)
+    if out is not None:
+        checks.output_path(out, "--out", directory=True)
     _check_family_early(method, model_id)  # before a real model is fetched
-    path = resolve_model_id(model_id)
+    path = check_model(model_id, allow_pickle=allow_pickle)
+    if out is not None and Path(path).exists():
+        checks.not_inside(out, path)  # compress DIR --out DIR would overwrite the source
     _check_family_early(method, model_id, path)
     tokenizer = _load_tokenizer(path)
     if spec.needs_calibration and tokenizer is not None and "tokenizer" not in options:
         options["tokenizer"] = tokenizer
     try:
-        model = load(model_id, dtype=dt, device=dev)
+        model = load(model_id, dtype=dt, device=dev, allow_pickle=allow_pickle)
     except OSError as err:  # unreachable hub id, missing files: the user's input, not our bug
         raise ComplawError(f"model {model_id!r}: cannot be loaded ({str(err).splitlines()[0]})") from None
     model.eval()
@@ -160,11 +185,14 @@ def compress_command(
     option: list[str] = typer.Option([], "--option", help="Method option key=value (repeatable), e.g. round_to=64."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU, as run and sweep), float32, bfloat16, float16."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N."),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Read a checkpoint's pytorch_model.bin when it "
+                                      "has no safetensors: loads pickled .bin weights, which can run arbitrary "
+                                      "code; only for checkpoints you trust."),
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Compress a model and print (and optionally save) its compression record."""
     record = run_compress(model, method, ratio, seed=seed, out=out, options=parse_options(option),
-                          dtype=dtype, device=device)
+                          dtype=dtype, device=device, allow_pickle=allow_pickle)
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
     else:

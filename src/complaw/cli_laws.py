@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from complaw.checks import number, output_path, work_bound
+from complaw.checks import seed as checks_seed
 from complaw.cli import app
 from complaw.errors import ComplawError
 
@@ -58,13 +60,20 @@ DUnitOpt = Annotated[str, typer.Option("--d-unit", help="Name of the unit of D s
 DScaleOpt = Annotated[float, typer.Option("--d-scale", help="Raw D units per law unit (D_law = D / scale).")]
 EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")]
 RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
+#: Bounds on the work one argument can ask for (stated in --help).
+MAX_BOOTSTRAP = 100_000
+MIN_R_STEP = 1e-4
+MAX_FRONTIER = 10_000
+#: |exponent| bound of a speed law given by hand (beyond it, (1+r)^b overflows or means nothing).
+MAX_EXPONENT = 100.0
 BootOpt = Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples (or model-based draws for "
-                                      "decisions with --interval ols); 0 for none.")]
-ClusterOpt = Annotated[str, typer.Option("--cluster", help="Column resampled as a cluster in the bootstrap.")]
+                                      f"decisions with --interval ols); 0 for none, at most {MAX_BOOTSTRAP:,}.")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="Column resampled as a cluster in the bootstrap "
+                                                "(default: model, when the table has it).", show_default=False)]
 IntervalOpt = Annotated[str, typer.Option(
     "--interval", help="Intervals: auto (cluster bootstrap by base model with ≥ 2 clusters, flagged rough below "
     "10; model-based OLS with one cluster; row bootstrap without a cluster column), cluster, rows, or ols.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and robust starts.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and robust starts (0 … 2**32-1).")]
 DropOpt = Annotated[bool, typer.Option("--drop-invalid", help="Set invalid rows aside (counted) instead of stopping.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 2 when any group could not be fitted "
                                          "(default: 2 only when none could).")]
@@ -77,7 +86,42 @@ def _load(data: Path | None, pairs: list[str] | None, mapping: list[str] | None,
 
     if data is None:
         raise ComplawError("no results table given; pass a CSV/Parquet/JSONL/SQLite file (or the law's parameters)")
-    return load_results(data, mapping=parse_mapping((mapping or []) + (pairs or [])), table=table)
+    ld = load_results(data, mapping=parse_mapping((mapping or []) + (pairs or [])), table=table)
+    if not any(v in ld.frame.columns for v in ("L", "L0", "r", "S", "S0")):
+        have = ", ".join(map(str, ld.frame.columns)) or "none"
+        raise ComplawError(f"{ld.source}: no law columns (L, L0, r; or S, S0, r for a speed law); columns are "
+                           f"{have}; map them with --map L=COLUMN L0=COLUMN r=COLUMN")
+    return ld
+
+
+def check_table_args(*, bootstrap: int = 0, seed: int = 0, d_scale: float = 1.0, eps: float = 1.0,
+                sigma: list[float] | float | None = None, **finite: float | list[float] | None) -> None:
+    """The numeric arguments every table command shares, checked before any work; ``finite`` names further
+    arguments (``--beta``…) that only need to be finite numbers."""
+    number(bootstrap, "--bootstrap", lo=0, integer=True)
+    work_bound(bootstrap, "--bootstrap", MAX_BOOTSTRAP, what="resamples")
+    checks_seed(seed)
+    number(d_scale, "--d-scale", lo=0, lo_open=True, hint="raw D units per law unit, e.g. 1e6")
+    number(eps, "--eps", lo=0, hint="ε in 1 + 1/(D+ε), e.g. 1")
+    for s in [sigma] if isinstance(sigma, (int, float)) else sigma or []:
+        number(s, "--sigma", lo=0, hi=1, lo_open=True, hi_open=True, hint="a target retention such as 0.9")
+    for name, value in finite.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                number(v, "--" + name.replace("_", "-"))
+
+
+def _check_ratios(r: list[float] | None) -> None:
+    for x in r or []:
+        number(x, "--r", lo=0, hi=1, hi_open=True, hint="a compression ratio such as 0.3")
+
+
+def _check_cluster(ld: LawData, cluster: str | None) -> str:
+    """An explicit --cluster must name a column; the default is ``model`` (rows are resampled without it)."""
+    if cluster is not None and cluster not in ld.frame.columns:
+        raise ComplawError(f"--cluster {cluster!r}: no such column in {ld.source}; columns are "
+                           f"{', '.join(map(str, ld.frame.columns))}")
+    return cluster or "model"
 
 
 def _groups(ld: LawData, group: str | None) -> list[str]:
@@ -96,7 +140,9 @@ def _fits(data, pairs, mapping, table, forms, group, direction, d_unit, d_scale,
     from complaw.laws.fit import fit_each
     from complaw.laws.forms import DUnit
 
+    check_table_args(bootstrap=bootstrap, seed=seed, d_scale=d_scale, eps=eps)
     ld = _load(data, pairs, mapping, table)
+    cluster = _check_cluster(ld, cluster)
     items = fit_each(ld, forms or ["sengupta2025"], group=_groups(ld, group), direction=direction,
                      unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster,
                      seed=seed, drop_invalid=drop_invalid, interval=interval)
@@ -255,7 +301,7 @@ def fit_cmd(
     data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
     group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
     d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0, robust: RobustOpt = False, bootstrap: BootOpt = 1000,
-    cluster: ClusterOpt = "model", interval: IntervalOpt = "auto", seed: SeedOpt = 0,
+    cluster: ClusterOpt = None, interval: IntervalOpt = "auto", seed: SeedOpt = 0,
     drop_invalid: DropOpt = False, sigma: SigmaOpt = None,
     summary: Annotated[bool, typer.Option("--summary", help="Print the full text summary of every fit.")] = False,
     strict: StrictOpt = False, json_out: JsonOpt = False,
@@ -263,6 +309,7 @@ def fit_cmd(
     """Fit compression laws to a results table, one per group, with intervals, diagnostics and a status per fit."""
     from complaw.decide import Law, critical_ratio
 
+    check_table_args(sigma=sigma)
     ld, items = _fits(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                       bootstrap, cluster, seed, drop_invalid, interval)
     results, failures = _split(ld, items)
@@ -327,6 +374,7 @@ def validate_cmd(
     from complaw.laws.forms import DUnit, get_form
     from complaw.laws.validate import SCHEMES, validate
 
+    check_table_args(d_scale=d_scale, eps=eps)
     ld = _load(data, pairs, mapping, table)
     for s in scheme or []:
         if s != "all" and s not in SCHEMES:
@@ -419,7 +467,7 @@ def critical_cmd(
     alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None, speed_b: SpeedBOpt = None,
     mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
     table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
-    robust: RobustOpt = False, bootstrap: BootOpt = 1000, cluster: ClusterOpt = "model",
+    robust: RobustOpt = False, bootstrap: BootOpt = 1000, cluster: ClusterOpt = None,
     interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False, strict: StrictOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -429,6 +477,8 @@ def critical_cmd(
     """
     from complaw.decide import critical_ratio, min_rft_data, speed_law, speedup
 
+    check_table_args(sigma=sigma, alpha=alpha, beta=beta, gamma=gamma, speed_b=speed_b)
+    _check_ratios(r)
     laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                            bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
     sigmas = sigma or [0.8, 0.9]
@@ -486,7 +536,7 @@ def speedup_cmd(
         "--form", help="Speed law to fit: 'speed' (S = S0^a (1+r)^b, the paper's) or 'speed-ratio' "
                        "(S = S0 (1+r)^b, a = 1: identifiable from one model's paired runtimes).")] = "speed",
     mapping: MapOpt = None, group: GroupOpt = None, table: TableOpt = None, bootstrap: BootOpt = 1000,
-    cluster: ClusterOpt = "model", interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False,
+    cluster: ClusterOpt = None, interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False,
     strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
     """Expected speedup S0/S at given ratios: the speed law's own prediction (fitted from S, S0, r columns on one
@@ -499,11 +549,17 @@ def speedup_cmd(
         raise ComplawError(f"--form {form!r}: not a speed law; use 'speed' or 'speed-ratio'")
     if s0 is not None and not (math.isfinite(s0) and s0 > 0):
         raise ComplawError(f"--s0 {s0}: the base runtime must be a finite number of seconds > 0")
+    check_table_args(bootstrap=bootstrap, seed=seed)
+    _check_ratios(r)
+    if b is not None:
+        number(b, "--b", lo=-MAX_EXPONENT, hi=MAX_EXPONENT, hint="a speed-law exponent such as -0.67")
+    number(a, "--a", lo=-MAX_EXPONENT, hi=MAX_EXPONENT, hint="1 unless the law was fitted with a ≠ 1")
     failures = []
     at: list[tuple[dict, Law, str, float | None]] = []  # (group, law, model, S0)
     if data is not None:
         ld = _load(data, pairs, mapping, table)
         ld = LawData(runtime_rows(ld.frame), ld.source)
+        cluster = _check_cluster(ld, cluster)
         by = [g for g in _groups(ld, group) if g != "metric"]
         items = fit_each(ld, form, group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
                          drop_invalid=drop_invalid, interval=interval)
@@ -578,14 +634,14 @@ def plan_cmd(
     price_per_s: Annotated[float, typer.Option(help="Serving cost per second of runtime.")] = 1.0,
     speed_b: SpeedBOpt = None,
     r_max: Annotated[float, typer.Option(help="Largest ratio considered.")] = 0.95,
-    r_step: Annotated[float, typer.Option(help="Ratio grid step.")] = 0.01,
+    r_step: Annotated[float, typer.Option(help=f"Ratio grid step ({MIN_R_STEP:g} … 0.5).")] = 0.01,
     d_max: Annotated[float | None, typer.Option(help="Largest D considered (raw units; default 1000 law units).")] = None,
     alpha: AlphaOpt = None, beta: BetaOpt = None, gamma: GammaOpt = None,
     mapping: MapOpt = None, form: FormOpt = None, group: GroupOpt = None, direction: DirOpt = None,
     table: TableOpt = None, d_unit: DUnitOpt = "samples", d_scale: DScaleOpt = 1.0, eps: EpsOpt = 1.0,
-    robust: RobustOpt = False, bootstrap: BootOpt = 200, cluster: ClusterOpt = "model",
+    robust: RobustOpt = False, bootstrap: BootOpt = 200, cluster: ClusterOpt = None,
     interval: IntervalOpt = "auto", seed: SeedOpt = 0, drop_invalid: DropOpt = False, strict: StrictOpt = False,
-    frontier: Annotated[int, typer.Option(help="Frontier points to print (0: none).")] = 12,
+    frontier: Annotated[int, typer.Option(help=f"Frontier points to print (0: none; at most {MAX_FRONTIER}).")] = 12,
     json_out: JsonOpt = False,
 ) -> None:
     """Cheapest (r, D) that keeps retention ≥ σ, or the best retention within a budget, with the Pareto frontier."""
@@ -593,6 +649,17 @@ def plan_cmd(
 
     from complaw.decide import CostModel, plan, speed_law
 
+    check_table_args(sigma=sigma, alpha=alpha, beta=beta, gamma=gamma)
+    for name, value in (("--budget", budget), ("--rft-price", rft_price), ("--compression-cost", compression_cost),
+                        ("--serving-volume", serving_volume), ("--base-runtime-s", base_runtime_s),
+                        ("--price-per-s", price_per_s), ("--d-max", d_max)):
+        if value is not None:
+            number(value, name, lo=0)
+    if speed_b is not None:
+        number(speed_b, "--speed-b", lo=-MAX_EXPONENT, hi=MAX_EXPONENT, hint="a speed-law exponent such as -0.67")
+    number(r_max, "--r-max", lo=0, hi=1, lo_open=True, hi_open=True, hint="e.g. 0.95")
+    number(r_step, "--r-step", lo=MIN_R_STEP, hi=0.5, hint=f"the ratio grid step, {MIN_R_STEP:g} … 0.5")
+    number(frontier, "--frontier", lo=0, hi=MAX_FRONTIER, integer=True, hint="frontier points to print")
     laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                            bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
     cost = CostModel(rft_price, compression_cost, serving_volume, base_runtime_s, price_per_s)
@@ -648,7 +715,9 @@ def demo_cmd(
     the report. ``--example`` instead runs the law engine alone on the bundled (synthetic) example table.
     """
     if example:
-        _example_demo(out or Path("reports/example"))
+        out = out or Path("reports/example")
+        output_path(out, "--out", directory=True)
+        _example_demo(out)
         return
     from complaw.cli_sweep import sweep_command
 

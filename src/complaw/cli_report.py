@@ -14,8 +14,19 @@ from typing import Annotated
 
 import typer
 
+from complaw.checks import output_path
 from complaw.cli import app
-from complaw.cli_laws import DataArg, DirOpt, GroupOpt, IntervalOpt, MapOpt, PairsArg, StrictOpt
+from complaw.cli_laws import (
+    MAX_BOOTSTRAP,
+    DataArg,
+    DirOpt,
+    GroupOpt,
+    IntervalOpt,
+    MapOpt,
+    PairsArg,
+    StrictOpt,
+    check_table_args,
+)
 from complaw.errors import ComplawError
 from complaw.report.captions import DEFAULT_FORMS
 
@@ -34,7 +45,8 @@ def report_cmd(
     eps: Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")] = 1.0,
     n_unit: Annotated[str, typer.Option(
         "--n-unit", help="Unit of the model-size column N: parameters (default), K, M or B (billions).")] = "parameters",
-    bootstrap: Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples per fit.")] = 200,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples per fit (at most "
+                                                                       f"{MAX_BOOTSTRAP:,}).")] = 200,
     interval: IntervalOpt = "auto",
     weights: Annotated[str, typer.Option(
         "--weights", help="Row weights of the law fits: auto (inverse-variance where every row of a group has a "
@@ -59,10 +71,12 @@ def report_cmd(
 
     if source is None:
         raise ComplawError("no results table given; pass a CSV/Parquet/JSONL/SQLite file")
+    check_table_args(bootstrap=bootstrap, d_scale=d_scale, eps=eps, sigma=sigma)
+    out = out or Path("reports") / source.stem
+    output_path(out, "--out", directory=True)
     groups = None
     if group is not None:
         groups = [] if group.strip().lower() in ("none", "") else [g.strip() for g in group.split(",") if g.strip()]
-    out = out or Path("reports") / source.stem
     rep = build_report(source, out, forms=tuple(form or DEFAULT_FORMS), sigmas=tuple(sigma or (0.8, 0.9)),
                        unit=DUnit(d_unit, d_scale, eps), bootstrap=bootstrap, title=title, table=table,
                        figures=figures, mapping=parse_mapping((mapping or []) + (pairs or [])),

@@ -50,20 +50,35 @@ def run_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU, as compress and sweep), float32, bfloat16, float16.")] = "auto",
     trust_remote_code: Annotated[bool, typer.Option(help="Allow custom modelling code (off by default).")] = False,
+    allow_pickle: Annotated[bool, typer.Option(
+        "--allow-pickle", help="Read a checkpoint's pytorch_model.bin when it has no safetensors: loads pickled "
+        ".bin weights, which can run arbitrary code; only for checkpoints you trust.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write the record as JSON here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
     """Run one experiment and print its record: base, compressed and recovered metrics."""
     from pydantic import ValidationError
 
+    from complaw import checks
     from complaw.cli_compress import parse_options  # imported here: cli_compress imports complaw.cli
     from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
     from complaw.recover import RFTConfig
+    from complaw.textdata import check_source
 
+    # Inputs checked before any work, named by their flags (the recipe checks them again for the API).
+    seed = checks.seed(seed)
+    if include_path is not None:
+        checks.input_file(include_path, "--include-path", directory=True)
+    check_source(test_data, "--test-data")
+    check_source(calibration, "--calibration")
+    if rft_samples:
+        check_source(rft_dataset, "--rft-dataset")
+    if out is not None:
+        checks.output_path(out, "--out")
     try:
         cfg = ExperimentConfig(
             model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
-            seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+            seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
             rft=RFTConfig(samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank,
                           seed=seed),
             eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
@@ -73,13 +88,15 @@ def run_command(
     except ValidationError as err:  # e.g. --ratio 1.5: one line naming the setting, exit 2
         raise from_validation(err, "complaw run", _FLAGS) from None
     with console.status(f"running {method} at r={ratio} on {model} (D={rft_samples})"):
-        record = run_experiment(cfg, out=out)
+        record = run_experiment(cfg)
+    # The experiment is done: if --out cannot be written now, the record goes to a fallback, never lost.
+    written = checks.write_or_keep(record.save, out, "--out") if out is not None else None
     if json_out:
         typer.echo(record.model_dump_json(indent=2))
     else:
         print_record(record)
-        if out:
-            console.print(f"record written to {out}")
+        if written:
+            console.print(f"record written to {written}")
     if record.status != "success":
         raise typer.Exit(1)
 

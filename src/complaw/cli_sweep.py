@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from complaw.checks import output_path
 from complaw.cli import app
 from complaw.errors import ComplawError
 
@@ -32,6 +33,9 @@ def sweep_command(
     from complaw.sweep import load_spec, run_sweep
 
     s = load_spec(spec, overrides)
+    if not no_report and s.report_dir() is not None:  # a report that cannot be written fails now, not after the sweep
+        output_path(s.report_dir(), "report", directory=True)
+    output_path(s.store, "store")
     try:
         result = run_sweep(s, executor=executor, address=address, retry_failed=retry_failed, report=not no_report,
                            console=console)
@@ -39,40 +43,63 @@ def sweep_command(
         raise typer.Exit(130) from None
     c = result.counts
     console.print(f"done in {result.wall_s:.0f}s: {result.units_run} units run, {result.units_skipped} already "
-                  f"stored; experiments: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+                  f"stored, {result.units_elsewhere} left to another process; experiments: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     for line in result.summary:  # ends with the report's path
         console.print(line, highlight=False)
 
 
 @app.command("results")
 def results_command(
-    store: Annotated[Path, typer.Argument(help="The SQLite results store.")] = Path("complaw_results/results.db"),
-    status: Annotated[str | None, typer.Option(help="Only this status: success, failed, invalid.")] = None,
+    store: Annotated[Path, typer.Argument(help="The SQLite results store (opened read-only).")] = Path("complaw_results/results.db"),
+    status: Annotated[str | None, typer.Option(help="Only this status: success, failed, invalid (with --law-rows "
+                                                    "also excluded; a record that cannot be read: unreadable).")] = None,
     model: Annotated[str | None, typer.Option(help="Only this base model.")] = None,
     method: Annotated[str | None, typer.Option(help="Only this compression method.")] = None,
     law_rows: Annotated[bool, typer.Option("--law-rows", help="The law engine's rows (one per metric).")] = False,
     export: Annotated[Path | None, typer.Option(help="Write to .csv or .parquet instead of printing.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows to print (≥ 0).")] = 50,
 ) -> None:
-    """List, filter and export the experiments of a results store."""
-    from complaw.sweep import ResultStore
+    """List, filter and export the experiments of a results store (which is only read, never changed)."""
+    from complaw import checks
+    from complaw.sweep.store import STATUSES, ResultStore
 
-    if not store.is_file():
-        raise ComplawError(f"{store}: no such results store; run `complaw sweep` first or name the .db file")
-    with ResultStore(store) as st:
+    # Every option is checked before the store is read.
+    valid = (*STATUSES, "excluded") if law_rows else (*STATUSES, "unreadable")
+    if status is not None and status not in valid:
+        raise ComplawError(f"--status {status}: unknown; use one of {', '.join(valid)}")
+    if limit < 0:
+        raise ComplawError(f"--limit {limit}: must be ≥ 0 (the number of rows to print)")
+    if export is not None:
+        if export.suffix not in (".csv", ".parquet", ".pq"):
+            raise ComplawError(f"--export {export}: use a .csv or .parquet file name")
+        checks.output_path(export, "--export")
+    with ResultStore(store, readonly=True) as st:
         frame = st.law_frame() if law_rows else st.frame()
+        unreadable = dict(st.unreadable)
+    for h, why in list(unreadable.items())[:5]:
+        typer.echo(f"warning: store {store}: the record of experiment {h} cannot be read ({why}); listed from "
+                   "its columns, status unreadable", err=True)
+    if len(unreadable) > 5:
+        typer.echo(f"warning: store {store}: {len(unreadable) - 5} more records cannot be read", err=True)
     ratio_col = "r" if law_rows else "ratio"
     for col, value in (("status", status), ("model", model), ("method", method)):
         if value is not None:
             frame = frame[frame[col] == value]
     if export is not None:
         if export.suffix == ".csv":
-            frame.to_csv(export, index=False)
-        elif export.suffix in (".parquet", ".pq"):
-            frame.to_parquet(export, index=False)
+            def write(path: Path) -> None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                frame.to_csv(path, index=False)
         else:
-            raise ComplawError(f"--export {export}: use a .csv or .parquet file name")
-        console.print(f"wrote {len(frame)} rows to {export}")
+            def write(path: Path) -> None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    frame.to_parquet(path, index=False)
+                except ImportError as err:
+                    raise ComplawError(f"--export {export}: writing .parquet needs an optional package "
+                                       f"({err.name}); pip install 'complaw[parquet]', or export to .csv") from None
+        written = checks.write_or_keep(write, export, "--export")
+        console.print(f"wrote {len(frame)} rows to {written}")
         return
     t = Table(title=f"{store} — {len(frame)} rows")
     cols = (["model", "method", ratio_col, "D", "metric", "L0", "L", "status"] if law_rows else
@@ -81,6 +108,11 @@ def results_command(
     for col in cols:
         t.add_column(col)
     for _, row in frame.head(limit).iterrows():
-        t.add_row(*[("" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]))
-                    for c in cols])
+        t.add_row(*[_cell(row[c]) for c in cols])
     console.print(t)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -27,15 +27,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from complaw import checks
+from complaw.checks import MAX_SEED
 from complaw.compress import compress, get_method
 from complaw.compress.registry import check_options, check_ratio
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
 from complaw.evaluate.memory import PeakMemory, limit_allocator_caching, release_memory
 from complaw.models import load, load_tokenizer
-from complaw.models.io import dtype_name, resolve_device
+from complaw.models.io import check_model, dtype_name, resolve_device
 from complaw.recover import RFTConfig, recover
-from complaw.textdata import load_texts, token_blocks
+from complaw.textdata import check_source, load_texts, token_blocks
 
 Status = Literal["success", "failed", "invalid", "running"]
 
@@ -121,13 +123,16 @@ class ExperimentConfig(BaseModel):
     ratio: float = Field(..., ge=0, lt=1, description="The method's own compression ratio")
     method_options: dict[str, Any] = Field(default_factory=dict, description="Method-specific options")
     calibration: str | None = Field(None, description="Calibration data for calibration-based methods (default zoo)")
-    seed: int = Field(0, description="Seed of the compression")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the compression (0 to 2**32 - 1)")
     rft: RFTConfig = Field(default_factory=RFTConfig, description="Recovery fine-tuning")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Runtime measurement")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:1, …")
     dtype: str = Field("auto", description="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     trust_remote_code: bool = Field(False, description="Allow custom modelling code from the checkpoint")
+    # A permission, not a setting: it changes no number, so it stays out of the dump, the hash and the store.
+    allow_pickle: bool = Field(False, exclude=True, description="Read pickled .bin weights of a checkpoint "
+                               "without safetensors (unpickling can run arbitrary code)")
 
     def config_hash(self) -> str:
         """Hash of the resolved config: the experiment's identity in the results store. Settings added after a
@@ -210,8 +215,10 @@ class Evaluator:
 
     def __init__(self, cfg: EvalConfig, tokenizer, runtime: RuntimeConfig | None = None):
         self.cfg, self.tokenizer, self.runtime = cfg, tokenizer, runtime
-        self.blocks = token_blocks(load_texts(cfg.test_data), tokenizer, cfg.seq_len, cfg.max_blocks)
-        self.extra = {loss_metric_name(d): token_blocks(load_texts(d), tokenizer, cfg.seq_len, cfg.max_blocks)
+        self.blocks = token_blocks(load_texts(cfg.test_data, what="test data"), tokenizer, cfg.seq_len,
+                                   cfg.max_blocks)
+        self.extra = {loss_metric_name(d): token_blocks(load_texts(d, what="test data"), tokenizer, cfg.seq_len,
+                                                        cfg.max_blocks)
                       for d in cfg.extra_test_data}
         self.tasks = cfg.task_list()
 
@@ -318,13 +325,28 @@ def prepare(cfg: ExperimentConfig):
     get_method(cfg.method)
     check_ratio(cfg.ratio)
     check_options(cfg.method, cfg.method_options)
+    check_method_files(cfg)
+    if cfg.eval.include_path is not None:
+        checks.input_file(cfg.eval.include_path, "include_path", directory=True)
     device, dtype = resolve_device(cfg.device, cfg.dtype)
+    check_model(cfg.model, allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
     evaluate.check_tasks()
     if cfg.rft.samples:
         load_texts(cfg.rft.dataset, split=cfg.rft.split, text_field=cfg.rft.text_field)
     return device, dtype, tokenizer, evaluate
+
+
+def check_method_files(cfg: ExperimentConfig) -> None:
+    """The files the method reads, checked before any work: calibration data (``calibration`` or the
+    ``calibration=`` option) and a PruneNet ``policy=`` file (readable, or a writable path for a new one)."""
+    options = cfg.method_options
+    check_source(options.get("calibration", cfg.calibration), "calibration")
+    if isinstance(options.get("policy"), str):
+        from complaw.compress.prunenet import check_policy_file
+
+        check_policy_file(options["policy"])
 
 
 def _fail(record: ExperimentRecord, err: BaseException) -> None:
@@ -351,7 +373,8 @@ def _close(record: ExperimentRecord, mem: PeakMemory | None = None) -> None:
 def evaluate_base(cfg: ExperimentConfig) -> Metrics:
     """L0 (and base runtime) of ``cfg.model`` under ``cfg``'s evaluation settings — measured once per model."""
     device, dtype, _, evaluate = prepare(cfg)
-    model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
+    model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code,
+                 allow_pickle=cfg.allow_pickle)
     return evaluate(model)
 
 
@@ -388,7 +411,8 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
     shared: dict[str, float] = {}
     try:
         t = time.perf_counter()
-        model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code)
+        model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code,
+                     allow_pickle=cfg.allow_pickle)
         shared["load"] = time.perf_counter() - t
         fresh_base = base is None
         if fresh_base:
@@ -416,7 +440,8 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
             # machine slows both alike: the speedup S0 / S does not depend on what the neighbours did.
             t = time.perf_counter()
             pair = evaluate.paired_runtime(load(cfg.model, dtype=dtype, device=device,
-                                                trust_remote_code=cfg.trust_remote_code), model)
+                                                trust_remote_code=cfg.trust_remote_code,
+                                                allow_pickle=cfg.allow_pickle), model)
             paired = pair.base.prefill_latency_s
             if fresh_base:
                 base.set_runtime(pair.base)
@@ -477,9 +502,11 @@ def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> E
 
     Raises:
         ComplawError: settings that are wrong before any work starts (unknown method or task,
-            missing model or data file, ratio out of range).
+            missing model or data file, ratio out of range, an ``out`` that cannot be written).
     """
-    record = run_unit([cfg])[0]
     if out is not None:
-        record.save(out)
+        checks.output_path(out, "out")
+    record = run_unit([cfg])[0]
+    if out is not None:  # written after the work: when ``out`` fails now, the record goes to a fallback
+        checks.write_or_keep(record.save, out, "out")
     return record

@@ -18,32 +18,45 @@ from pathlib import Path
 
 import torch
 
+from complaw.checks import input_file
 from complaw.errors import ComplawError
 
 _LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".ndjson")
 
 
-def _open_text(path: Path) -> str:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return fh.read()
-    return path.read_text(encoding="utf-8")
+def _open_text(path: Path, what: str) -> str:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                return fh.read()
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ComplawError(f"{what} {path}: not UTF-8 text (a binary file?); give a .txt/.jsonl/.json text "
+                           "file") from None
+    except (OSError, EOFError) as err:  # unreadable, or a damaged .gz (BadGzipFile is an OSError)
+        raise ComplawError(f"{what} {path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
 
 
-def _texts_from_file(path: Path, text_field: str) -> list[str]:
+def _kind(path: Path, what: str) -> str:
+    """The text type of a file (``.txt``, ``.jsonl``, ...; under a ``.gz``), refused before reading when unknown."""
     kind = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
-    raw = _open_text(path)
+    if kind not in _LOCAL_SUFFIXES:
+        raise ComplawError(f"{what} {path}: unknown text file type; use .txt, .jsonl or .json (optionally .gz)")
+    return kind
+
+
+def _texts_from_file(path: Path, text_field: str, what: str = "dataset") -> list[str]:
+    kind = _kind(path, what)
+    raw = _open_text(path, what)
     if kind == ".txt":
         return [raw]
     try:
         if kind in (".jsonl", ".ndjson"):
             records = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        elif kind == ".json":
-            records = json.loads(raw)
         else:
-            raise ComplawError(f"{path}: unknown text file type; use .txt, .jsonl or .json (optionally .gz)")
+            records = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise ComplawError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise ComplawError(f"{what} {path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     texts = []
     for i, rec in enumerate(records if isinstance(records, list) else [records]):
         if isinstance(rec, str):
@@ -51,12 +64,63 @@ def _texts_from_file(path: Path, text_field: str) -> list[str]:
         elif isinstance(rec, dict) and isinstance(rec.get(text_field), str):
             texts.append(rec[text_field])
         else:
-            raise ComplawError(f"{path}: record {i + 1} has no string field {text_field!r}; name it with text_field")
+            raise ComplawError(f"{what} {path}: record {i + 1} has no string field {text_field!r}; "
+                               "name it with text_field")
     return texts
 
 
-def load_texts(source: str | Path | list[str], *, split: str = "train", text_field: str = "text") -> list[str]:
+def _sniff_text(path: Path, what: str, size: int = 1 << 16) -> None:
+    """Refuse a binary file from its first 64 KiB: not UTF-8 (a cut multi-byte character at the end is fine)."""
+    import codecs
+
+    _kind(path, what)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            head = fh.read(size)
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        raise ComplawError(f"{what} {path}: not UTF-8 text (a binary file?); give a .txt/.jsonl/.json text "
+                           "file") from None
+    except (OSError, EOFError) as err:  # a damaged .gz (BadGzipFile is an OSError)
+        raise ComplawError(f"{what} {path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or name.endswith(_LOCAL_SUFFIXES) or name.endswith(".gz")
+
+
+def check_source(source, what: str = "dataset") -> Path | None:
+    """Check a dataset name before any work: a local file must exist, be a readable file of a text type
+    (.txt/.jsonl/.json, optionally .gz) and start as UTF-8 text.
+
+    Returns the file's path, or None for a zoo split, a hub dataset id or in-memory texts (checked when read).
+
+    Raises:
+        ComplawError: a missing, unreadable or directory path, naming ``what`` (``calibration``, ``test data``).
+    """
+    if not isinstance(source, (str, Path)) or str(source).startswith("zoo:"):
+        return None
+    name = str(source)
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise ComplawError(f"{what} {name}: is a directory; give a .txt/.jsonl/.json file")
+        input_file(path, what)
+        _sniff_text(path, what)
+        return path
+    if _looks_local(name):
+        raise ComplawError(f"{what} {name}: no such file; give an existing .txt/.jsonl file, a zoo split "
+                           "(zoo:rft, zoo:test, zoo:calibration) or a Hugging Face dataset id")
+    return None
+
+
+def load_texts(source: str | Path | list[str], *, split: str = "train", text_field: str = "text",
+               what: str = "dataset") -> list[str]:
     """The documents of a dataset (see module docstring for the accepted names).
+
+    Args:
+        what: what the dataset is for, named in error messages (``calibration``, ``test data``).
 
     Raises:
         ComplawError: a missing file, an unreadable one, or a hub dataset that cannot be loaded here.
@@ -68,33 +132,31 @@ def load_texts(source: str | Path | list[str], *, split: str = "train", text_fie
         from complaw import zoo
 
         return zoo.load_split(name)
-    path = Path(name).expanduser()
-    if path.exists():
-        if path.is_dir():
-            raise ComplawError(f"dataset {name!r}: is a directory; give a .txt/.jsonl/.json file")
-        texts = _texts_from_file(path, text_field)
+    path = check_source(name, what)
+    if path is not None:
+        texts = _texts_from_file(path, text_field, what)
         if not texts or not any(t.strip() for t in texts):
-            raise ComplawError(f"dataset {name!r}: holds no text")
+            raise ComplawError(f"{what} {name}: holds no text")
         return texts
-    looks_local = name.startswith((".", "/", "~")) or name.endswith(_LOCAL_SUFFIXES) or name.endswith(".gz")
-    if looks_local:
-        raise ComplawError(f"dataset {name!r}: no such file; give an existing .txt/.jsonl file, a zoo split "
-                           "(zoo:rft, zoo:test, zoo:calibration) or a Hugging Face dataset id")
-    return _hub_texts(name, split, text_field)
+    return _hub_texts(name, split, text_field, what)
 
 
-def _hub_texts(name: str, split: str, text_field: str) -> list[str]:
+def _hub_texts(name: str, split: str, text_field: str, what: str = "dataset") -> list[str]:
+    from complaw.models.io import hub_reachable
+
     repo, _, config = name.partition(":")
+    hub_reachable()  # an unreachable hub switches offline mode on: the local datasets cache, no retries
     try:
         import datasets
 
         ds = datasets.load_dataset(repo, config or None, split=split)
     except Exception as err:  # the datasets library raises many types for "not reachable / not found"
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ComplawError(f"dataset {name!r} (split {split!r}): could not be loaded ({first}); "
-                           "offline, use a local .txt/.jsonl file or a zoo split") from None
+        raise ComplawError(f"{what} {name!r} (split {split!r}): no such local file, and could not be loaded as a "
+                           f"Hugging Face dataset ({first}); offline, use a local .txt/.jsonl file or a zoo "
+                           "split") from None
     if text_field not in ds.column_names:
-        raise ComplawError(f"dataset {name!r}: no column {text_field!r}; columns are {', '.join(ds.column_names)}")
+        raise ComplawError(f"{what} {name!r}: no column {text_field!r}; columns are {', '.join(ds.column_names)}")
     return [t for t in ds[text_field] if isinstance(t, str)]
 
 

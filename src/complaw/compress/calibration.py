@@ -106,7 +106,7 @@ def calibration_windows(model: nn.Module | None, calibration: Any = None, *, tok
         from complaw.textdata import load_texts
 
         source = "zoo:calibration" if calibration is None else str(calibration)
-        texts = _texts_of(load_texts(source, split=split, text_field=text_field), text_field)
+        texts = _texts_of(load_texts(source, split=split, text_field=text_field, what="calibration"), text_field)
     elif isinstance(calibration, Sequence) and not isinstance(calibration, (bytes, bytearray)):
         if not calibration:
             raise ComplawError("calibration: empty; give a few texts or token-id tensors")

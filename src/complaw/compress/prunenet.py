@@ -270,26 +270,36 @@ class PruneNetPolicy(nn.Module):
     @classmethod
     def load(cls, path: str | Path, *, device: torch.device | str | None = None) -> PruneNetPolicy:
         """Read a policy written by :meth:`save`."""
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = Path(path)
         require(path.is_file(), f"policy {str(path)!r}: no such file; train one with train_policy() or omit policy=")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-        require(
-            meta.get("format") == "complaw.prunenet-policy/1" and {"A", "b", "u"} <= set(tensors),
-            f"policy {str(path)!r}: not a complaw PruneNet policy file",
-        )
-        n, d = tensors["A"].shape
-        policy = cls(n, d, features=meta.get("features", "abs"))
-        policy.load_state_dict(tensors)
-        config = json.loads(meta.get("config") or "null")
-        if config and "baseline" in config:  # files written before `advantage` replaced `baseline`
-            config["advantage"] = "baseline" if config.pop("baseline") else "reward"
-        policy.config = PruneNetConfig(**config) if config else None
-        policy.fingerprint = meta.get("fingerprint", "")
-        policy.history = TrainingHistory(**json.loads(meta.get("history") or "{}"))
+        not_policy = f"policy {str(path)!r}: not a complaw PruneNet policy file"
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+        except OSError as err:
+            raise ComplawError(f"policy {str(path)!r}: cannot be read ({err.strerror or err})") from None
+        except SafetensorError as err:
+            raise ComplawError(f"{not_policy} (not a complete safetensors file: {str(err)[:120]}); give one "
+                               "written by PruneNetPolicy.save, or omit policy=") from None
+        require(meta.get("format") == "complaw.prunenet-policy/1" and {"A", "b", "u"} <= set(tensors), not_policy)
+        try:
+            n, d = tensors["A"].shape
+            policy = cls(n, d, features=meta.get("features", "abs"))
+            policy.load_state_dict(tensors)
+            config = json.loads(meta.get("config") or "null")
+            if config and "baseline" in config:  # files written before `advantage` replaced `baseline`
+                config["advantage"] = "baseline" if config.pop("baseline") else "reward"
+            policy.config = PruneNetConfig(**config) if config else None
+            policy.fingerprint = meta.get("fingerprint", "")
+            policy.history = TrainingHistory(**json.loads(meta.get("history") or "{}"))
+        except ComplawError:
+            raise
+        except (ValueError, TypeError, RuntimeError, AttributeError) as err:  # damaged tensors or metadata
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+            raise ComplawError(f"{not_policy} (damaged: {first})") from None
         return policy.to(device) if device is not None else policy
 
 
@@ -519,6 +529,27 @@ def prune_with_policy(model: nn.Module, policy: PruneNetPolicy, ratio: float, *,
     return model, kept
 
 
+def check_policy_file(policy: str | Path) -> Path:
+    """Check a ``policy=`` path before any work: an existing one must be a readable file (it is loaded),
+    a new one must be writable (the trained policy is written there). Returns the path."""
+    from complaw.checks import input_file, output_path
+
+    path = Path(policy).expanduser()
+    if not path.exists():
+        return output_path(path, "policy")
+    input_file(path, "policy")
+    from safetensors import SafetensorError, safe_open
+
+    try:  # the header only: a foreign or torn file is named before the model is loaded
+        with safe_open(str(path), framework="pt") as f:
+            fmt = (f.metadata() or {}).get("format")
+    except (SafetensorError, OSError) as err:
+        raise ComplawError(f"policy {str(path)!r}: not a complaw PruneNet policy file (not a complete safetensors "
+                           f"file: {str(err)[:120]}); give one written by PruneNetPolicy.save, or omit policy=") from None
+    require(fmt == "complaw.prunenet-policy/1", f"policy {str(path)!r}: not a complaw PruneNet policy file")
+    return path
+
+
 def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
                     cache: bool) -> tuple[PruneNetPolicy, str, str | None]:
     """(policy, source, path) from the ``policy=`` option: None, a PruneNetPolicy, or a file path.
@@ -531,8 +562,8 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
         found, source = get_policy(model, config, disk=cache)
         return found, source, None
     if isinstance(policy, (str, Path)):
-        path = Path(policy)
-        if path.is_file():
+        path = check_policy_file(policy)
+        if path.exists():
             return PruneNetPolicy.load(path), "file", str(path)
         trained_policy, source = get_policy(model, config, disk=cache)
         trained_policy.save(path)

@@ -71,6 +71,34 @@ def _task_manager(tasks: list[str], include_path: str | list[str] | None):
     return _cached_manager(tuple(paths), True)
 
 
+@contextlib.contextmanager
+def _quiet_git_hash():
+    """lm-eval records ``git describe`` of the working directory by running git with its stderr on ours: outside
+    a checkout every evaluation printed ``fatal: not a git repository``. The same lookup, with git's stderr
+    discarded, for the duration of one evaluation."""
+    import subprocess
+
+    import lm_eval.evaluator as evaluator
+
+    original = getattr(evaluator, "get_git_commit_hash", None)
+    if original is None:  # a newer lm-eval without it: nothing to quiet
+        yield
+        return
+
+    def quiet() -> str | None:
+        try:
+            out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    evaluator.get_git_commit_hash = quiet
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash = original
+
+
 def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit: int | float | None = None,
               include_path: str | list[str] | None = None, num_fewshot: int = 0, seed: int = 1234,
               max_length: int | None = None, quiet: bool = True) -> ZeroShotResult:
@@ -108,7 +136,7 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
     # lm-eval draws several progress bars per task on stderr; complaw shows its own progress instead.
     mute = contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext()
     try:
-        with mute:
+        with mute, _quiet_git_hash():
             out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit,
                                           task_manager=manager, log_samples=False, random_seed=seed,
                                           numpy_random_seed=seed, torch_random_seed=seed,

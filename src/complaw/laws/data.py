@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -85,7 +86,7 @@ def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
 
 
 def _read_sqlite(path: Path, table: str | None) -> pd.DataFrame:
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = _connect_readonly(path)
     try:
         tables = [row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")]
         if table is None and "law_rows" in tables:  # a complaw results store
@@ -105,6 +106,26 @@ def _read_sqlite(path: Path, table: str | None) -> pd.DataFrame:
         con.close()
 
 
+#: Largest |value| accepted in a law column (the laws raise values to powers: 1e308 would overflow).
+MAX_MAGNITUDE = 1e100
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open ``path`` so that nothing can be created or changed: a read-only SQLite URI, its name quoted (a
+    '#' or '?' in it would otherwise end the name, and SQLite would open, and create, another file)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    con = sqlite3.connect(uri, uri=True)
+    try:
+        con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as err:
+        con.close()
+        if "locked" in str(err):
+            raise
+        # a WAL database in a directory this user cannot write (its -shm cannot be made): read it as it is
+        con = sqlite3.connect(uri + "&immutable=1", uri=True)
+    return con
+
+
 def parse_mapping(items: list[str] | str | None) -> dict[str, str]:
     """Parse ``["L=value", "L0=base r=ratio", "D=rft,model=name"]`` into ``{variable: column}``."""
     if not items:
@@ -113,8 +134,12 @@ def parse_mapping(items: list[str] | str | None) -> dict[str, str]:
         items = [items]
     out: dict[str, str] = {}
     for item in items:
-        for pair in str(item).replace(",", " ").split():
+        text = str(item).strip()
+        # one VARIABLE=COLUMN per item keeps the column whole (``L=acc (avg)``); several are split on blanks/commas
+        pairs = [text] if text.count("=") == 1 else text.replace(",", " ").split()
+        for pair in pairs:
             key, sep, column = pair.partition("=")
+            key, column = key.strip(), column.strip()
             if not sep or not key or not column:
                 raise ComplawError(f"--map {pair!r}: expected VARIABLE=COLUMN, e.g. L=accuracy")
             if key not in VARIABLES:
@@ -258,6 +283,9 @@ class LawData:
                 (nonnum, "is not a number", "every cell must be a number"),
                 (values.isna() & ~nonnum, "is empty (NaN)", "fill it or pass --drop-invalid"),
                 (np.isinf(values.fillna(0.0)), "is infinite", "every cell must be finite"),
+                # a power of 1e308 overflows: values this far out are a unit or parsing mistake, not a result
+                (values.abs().fillna(0.0) > MAX_MAGNITUDE, f"is beyond ±{MAX_MAGNITUDE:g}",
+                 "check the column's units"),
             ]
             if col in POSITIVE:
                 checks.append((values <= 0, "is ≤ 0", "values under a log must be > 0"))

@@ -51,9 +51,13 @@ def gguf_file_of(path: str | Path) -> Path:
         p = found[0]
     if not p.is_file():
         raise ComplawError(f"model {str(path)!r}: no such .gguf file")
-    with open(p, "rb") as fh:
-        if fh.read(4) != GGUF_MAGIC:
-            raise ComplawError(f"model {str(path)!r}: not a GGUF file (its first bytes are not 'GGUF')")
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as err:
+        raise ComplawError(f"model {str(path)!r}: cannot be read ({err.strerror or err})") from None
+    if magic != GGUF_MAGIC:
+        raise ComplawError(f"model {str(path)!r}: not a GGUF file (its first bytes are not 'GGUF')")
     return p.resolve()
 
 
@@ -140,13 +144,14 @@ def convert_gguf(file: str | Path, out: str | Path | None = None, *, card: dict[
               f"in {target} (once; later loads read it from there)", file=sys.stderr, flush=True)
     start = time.perf_counter()
     where, name = str(src.parent), src.name
-    try:
+    try:  # a truncated or foreign GGUF fails in the reader with any of these
         config = AutoConfig.from_pretrained(where, gguf_file=name)
-    except (ValueError, KeyError, RuntimeError) as err:
+        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+    except (ValueError, KeyError, RuntimeError, IndexError, OSError, EOFError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise ComplawError(f"model {str(file)!r}: transformers cannot read this GGUF ({first})") from None
-    tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(where, gguf_file=name, dtype=torch.float32)
+        raise ComplawError(f"model {str(file)!r}: transformers cannot read this GGUF ({first}); a truncated "
+                           "download reads like this too") from None
     # transformers refuses to save a model that carries the GGUF quantiser; the weights are plain floats now.
     model.hf_quantizer = None
     for cfg in (model.config, config):
@@ -160,6 +165,11 @@ def convert_gguf(file: str | Path, out: str | Path | None = None, *, card: dict[
         tokenizer.pad_token = tokenizer.eos_token
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ComplawError(f"model {str(file)!r}: the conversion cannot be written to {target.parent} "
+                           f"({err.strerror or err}); set COMPLAW_CACHE to a writable directory") from None
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

@@ -268,20 +268,40 @@ def rename_weights(path: str | Path) -> None:
         f.rename(out / (WEIGHTS_PREFIX + f.name[len("model"):]))
 
 
+def read_structure(path: str | Path) -> SliceStructure:
+    """The :class:`SliceStructure` saved in ``path/complaw.json``, or one line saying it is damaged."""
+    from complaw.models.io import read_meta
+
+    meta = read_meta(path)
+    entry = meta.get("slicegpt")
+    if not isinstance(entry, dict) or "structure" not in entry:
+        raise ComplawError(f"{path}: complaw.json has format 'slicegpt' but no 'slicegpt' structure entry; "
+                           "the directory is damaged (compress the model again)")
+    try:
+        structure = SliceStructure.from_dict(entry["structure"])
+        dims = [(int(d.attn_in), int(d.mid), int(d.out)) for d in structure.layers]
+        ok = all(w > 0 for w in (structure.hidden_size, structure.embedding, *(x for t in dims for x in t)))
+    except (TypeError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        raise ComplawError(f"{path}: complaw.json's SliceGPT structure is damaged (widths missing or not "
+                           "positive); compress the model again")
+    return structure
+
+
 def load_sliced(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
     """Rebuild a sliced model saved by :func:`complaw.compress.slicegpt.save_sliced` (registered loader)."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from complaw.models.io import read_meta
+    from complaw.models.io import check_safetensors
 
-    meta = read_meta(path)
-    if "slicegpt" not in meta:
-        raise ComplawError(f"{path}: complaw.json has format 'slicegpt' but no 'slicegpt' structure entry")
-    structure = SliceStructure.from_dict(meta["slicegpt"]["structure"])
+    structure = read_structure(path)
     files = weight_files(path)
     if not files:
         raise ComplawError(f"{path}: no {WEIGHTS_PREFIX}*.safetensors weights file next to complaw.json")
+    for f in files:  # a truncated file is named before anything is read
+        check_safetensors(f, f"model {path!r}")
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     state: dict[str, torch.Tensor] = {}
     for f in files:
@@ -292,9 +312,18 @@ def load_sliced(path: str, *, dtype=None, device=None, trust_remote_code: bool =
 
     with no_init_weights():
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
-        build_sliced_skeleton(model, structure)
+        try:
+            build_sliced_skeleton(model, structure)
+        except ValueError:  # zip(strict=True): the structure lists another number of layers than the config
+            raise ComplawError(f"{path}: complaw.json's SliceGPT structure has {len(structure.layers)} layers, "
+                               f"config.json {config.num_hidden_layers}; the directory is damaged") from None
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes that differ from the structure's
+        first = (str(err).strip().splitlines() or [""])[-1].strip()[:160]
+        raise ComplawError(f"{path}: weights do not match the saved SliceGPT structure ({first}); "
+                           "the directory is damaged") from None
     # Non-persistent buffers (rotary inv_freq) are rebuilt by the constructor, never saved.
     missing = [k for k in missing if not k.endswith("inv_freq")]
     if missing or unexpected:

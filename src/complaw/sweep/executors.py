@@ -1,5 +1,8 @@
 """Executors run sweep jobs and hand back results as they finish; only the driver writes the store.
 
+An executor takes the jobs lazily, one when it has room to start it: the driver claims each unit in the store
+just before handing it over (see :mod:`complaw.sweep.run`), so a unit still queued is never claimed.
+
 - ``local`` (default): one job after another in this process.
 - ``ray``: every job a Ray task declaring its CPUs/GPUs, on a local Ray or an existing cluster
   (``address="ray://host:10001"`` or ``"auto"``); complaw must be installed on the workers.
@@ -64,12 +67,16 @@ def ray_executor(address: str | None = None, cpus_per_job: float = 1.0, gpus_per
                 raise ComplawError(f"--address {address}: could not connect to Ray ({str(err)[:160]})") from None
         remote = ray.remote(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0)(fn)
         limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_job, 1e-9)))
-        queue = list(jobs)
+        queue = iter(jobs)  # pulled one at a time, when a worker is free to take it
         pending: dict[Any, Any] = {}
+        more = True
         try:
-            while queue or pending:
-                while queue and len(pending) < limit:
-                    job = queue.pop(0)
+            while more or pending:
+                while more and len(pending) < limit:
+                    job = next(queue, None)
+                    if job is None:
+                        more = False
+                        break
                     pending[remote.remote(job)] = job
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:

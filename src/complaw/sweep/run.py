@@ -1,6 +1,10 @@
 """Running a sweep: skip what the store already holds, measure each base model once, run the units on an
 executor, store every record as it arrives, then fit the laws and write the report.
 
+Several sweeps may share one store: before a unit runs, the driver claims its experiments in the store (a
+lease its heartbeat keeps fresh; see :meth:`~complaw.sweep.store.ResultStore.claim`), and leaves to the
+other process any it holds or has stored meanwhile. A claim left by a killed sweep is taken over once stale.
+
     >>> result = run_sweep(load_spec("quick"))
     >>> result.counts, result.report_dir
 """
@@ -12,6 +16,7 @@ import json
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +44,7 @@ from complaw.recipe import (
 )
 from complaw.sweep.executors import get_executor
 from complaw.sweep.spec import SweepSpec, Unit
-from complaw.sweep.store import ResultStore
+from complaw.sweep.store import CLAIM_STALE_S, ClaimKeeper, ResultStore, claim_owner
 
 DONE = ("success", "invalid")  # outcomes a rerun would repeat; failed ones are rerun on request
 
@@ -103,13 +108,16 @@ def run_job(job: Job) -> JobResult:
 class SweepResult:
     store: Path
     units_total: int
-    units_run: int
-    units_skipped: int
+    units_run: int  # by this process
+    units_skipped: int  # already stored when the sweep started
     counts: dict[str, int]
     wall_s: float
     compute_s: float  # the jobs' own wall time, summed
     report_dir: Path | None = None
     summary: list[str] = field(default_factory=list)
+    #: units left to another process on the same store: it held their claims, or stored them meanwhile
+    #: (a unit this process ran part of counts as run)
+    units_elsewhere: int = 0
 
 
 def _progress(console: Console) -> Progress:
@@ -119,31 +127,43 @@ def _progress(console: Console) -> Progress:
 
 
 def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None = None, retry_failed: bool = False,
-              report: bool = True, console: Console | None = None, show_progress: bool = True) -> SweepResult:
+              report: bool = True, console: Console | None = None, show_progress: bool = True,
+              claim_stale_s: float = CLAIM_STALE_S) -> SweepResult:
     """Run (or resume) a sweep and, unless ``report=False``, fit the laws and write the report.
 
+    Args:
+        claim_stale_s: a claim on a unit whose heartbeat is older than this many seconds is taken to be
+            left by a dead sweep, and taken over (the heartbeat beats every quarter of it).
+
     Raises:
-        ComplawError: a bad setting found before any work (unknown method or task, missing data, …).
+        ComplawError: a bad setting found before any work (unknown method or task, missing data, a store
+            that is not a complaw store, …).
         KeyboardInterrupt: after storing every finished unit (a rerun resumes from there).
     """
     console = console or Console()
     start = time.perf_counter()
     units = spec.units()
+    # Nothing is written before the settings are checked: the store is read (if it exists) to plan the work,
+    # and opened for writing only then. A file that is not a complaw store is refused here.
+    seen: dict[str, tuple] = {}
+    if ResultStore.check_writable(spec.store) == "complaw":
+        with ResultStore(spec.store, readonly=True) as peek:
+            seen = peek.stamps()
+    ok = DONE if retry_failed else (*DONE, "failed")
+    todo: list[Unit] = []
+    for u in units:
+        missing = [c for c in u.configs if seen.get(c.config_hash(), ("",))[0] not in ok]
+        if missing:
+            todo.append(Unit(u.model, u.method, u.ratio, u.seed, missing))
+    # A bad setting stops here, before any work: check one experiment of every model and method to run.
+    checked = set()
+    for u in todo:
+        if (u.model, u.method) not in checked:
+            checked.add((u.model, u.method))
+            prepare(u.configs[-1])
     store = ResultStore(spec.store)
+    owner = claim_owner()
     try:
-        ok = DONE if retry_failed else (*DONE, "failed")
-        status = store.statuses()
-        todo: list[Unit] = []
-        for u in units:
-            missing = [c for c in u.configs if status.get(c.config_hash()) not in ok]
-            if missing:
-                todo.append(Unit(u.model, u.method, u.ratio, u.seed, missing))
-        # A bad setting stops here, before any work: check one experiment of every model and method to run.
-        seen = set()
-        for u in todo:
-            if (u.model, u.method) not in seen:
-                seen.add((u.model, u.method))
-                prepare(u.configs[-1])
         console.print(f"sweep [bold]{spec.name}[/bold]: {len(units)} units "
                       f"({len(units) - len(todo)} already stored, {len(todo)} to run) → {spec.store}")
         run = get_executor(executor, address=address, cpus_per_job=spec.cpus_per_unit,
@@ -158,7 +178,9 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                 bases[key] = store.get_base(key)
                 if bases[key] is None:
                     base_jobs.append(Job("base", f"base {u.model}", [u.configs[0]], threads=spec.threads))
-        with _progress(console) if show_progress else _NullProgress() as progress:
+        ran, elsewhere = 0, 0
+        with ClaimKeeper(store.path, owner, every_s=claim_stale_s / 4), \
+                (_progress(console) if show_progress else _NullProgress()) as progress:
             if base_jobs:
                 task = progress.add_task("base models", total=len(base_jobs))
                 for job, res in run(base_jobs, run_job):
@@ -170,18 +192,37 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                         console.print(f"  base evaluation of {job.configs[0].model} failed: {res.error}", style="red")
                     bases[key] = res.base
                     progress.advance(task)
-            jobs = [Job("unit", u.label, u.configs, bases.get(base_key(u.configs[0])), spec.threads) for u in todo]
-            task = progress.add_task("units", total=len(jobs))
-            for job, res in run(jobs, run_job):
+            task = progress.add_task("units", total=len(todo))
+
+            def claimed() -> Iterator[Job]:
+                """The units, each claimed just before it is handed to the executor; one another process holds
+                (or stored meanwhile) is left to it."""
+                nonlocal elsewhere
+                for u in todo:
+                    got, _, _ = store.claim(u.hashes, owner, seen=seen, stale_s=claim_stale_s)
+                    if not got:
+                        elsewhere += 1
+                        progress.update(task, advance=1, description=f"units ({u.label}: another process)")
+                        continue
+                    configs = [c for c in u.configs if c.config_hash() in got]
+                    yield Job("unit", u.label, configs, bases.get(base_key(u.configs[0])), spec.threads)
+
+            for job, res in run(claimed(), run_job):
                 compute += res.wall_s
-                store.put(res.records, spec.name)
+                ran += 1
+                store.put(res.records, spec.name, owner=owner)
                 bad = [r for r in res.records if r.status != "success"]
                 if bad:
                     progress.console.print(f"  {job.label}: {bad[0].status} — {(bad[0].error or '').splitlines()[0]}",
                                            style="yellow")
                 progress.update(task, advance=1, description=f"units ({job.label})")
-        result = SweepResult(Path(spec.store), len(units), len(todo), len(units) - len(todo),
-                             store.counts(), time.perf_counter() - start, compute)
+        store.release(owner)
+        if elsewhere:
+            console.print(f"{elsewhere} of the {len(todo)} units to run were left to another process on this store "
+                          "(it held them, or stored them meanwhile); not run here — rerun once it is done to pick "
+                          "up any it did not finish", style="yellow")
+        result = SweepResult(Path(spec.store), len(units), ran, len(units) - len(todo), store.counts(),
+                             time.perf_counter() - start, compute, units_elsewhere=elsewhere)
         if report and spec.report_dir() is not None:
             result.report_dir, result.summary = write_report(store, spec)
         return result
@@ -191,7 +232,10 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                       "run the same command again to resume", style="yellow")
         raise
     finally:
-        store.close()
+        try:
+            store.release(owner)  # interrupted or failed: the units in flight are free for the next run
+        finally:
+            store.close()
 
 
 def write_report(store: ResultStore, spec: SweepSpec) -> tuple[Path, list[str]]:

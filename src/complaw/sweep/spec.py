@@ -82,6 +82,22 @@ class SweepSpec(BaseModel):
         bad = [r for r in v if not 0 <= r < 1]
         if bad:
             raise ValueError(f"ratio {bad[0]} outside [0, 1)")
+        return _unique(v, "ratio")
+
+    @field_validator("models", "seeds")
+    @classmethod
+    def _no_repeats(cls, v, info):
+        return _unique(v, info.field_name.rstrip("s"))
+
+    @field_validator("report")
+    @classmethod
+    def _report(cls, v):
+        if v is None:
+            return v
+        try:
+            v.format(name="sweep")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"{v!r}: the only placeholder is {{name}} (the sweep's name); got {err}") from None
         return v
 
     @field_validator("rft_samples")
@@ -137,6 +153,16 @@ class Unit:
 PRESETS = ("quick", "demo", "real-quick", "real")
 
 
+def _unique(values: list, what: str) -> list:
+    """A list without repeats: a repeated model, ratio or seed would run the same experiments twice."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} is listed twice; list each once")
+        seen.add(v)
+    return values
+
+
 def _set(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -157,7 +183,15 @@ def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSp
         path = Path(text)
         if not path.is_file():
             raise ComplawError(f"spec {text!r}: no such file; give a YAML spec or a preset ({', '.join(PRESETS)})")
-        raw, where = path.read_text(), str(path)
+        where = str(path)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ComplawError(f"{where}: not a text file (not UTF-8); give a YAML spec") from None
+        except OSError as err:
+            raise ComplawError(f"{where}: cannot be read ({err.strerror or err})") from None
+        if "\x00" in raw:
+            raise ComplawError(f"{where}: a binary file, not a YAML spec")
     try:
         tree = yaml.safe_load(raw) or {}
     except yaml.YAMLError as err:

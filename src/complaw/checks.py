@@ -1,0 +1,161 @@
+"""Checks on what the user hands a command, done before any work starts.
+
+Each check raises :class:`~complaw.errors.ComplawError` with one line naming the input, what is wrong and
+what would be right, so the CLI prints it and exits 2:
+
+- :func:`number` — finite and inside a range (``--b nan``, ``--r -1``, ``--seed 1e20``);
+- :func:`work_bound` — an argument that sets how much work a command does stays under a stated bound
+  (``--samples``, ``-B``, ``--r-step``);
+- :func:`input_file` — a file to read exists, is a file and can be read;
+- :func:`output_path` — a file or directory to write can be written, checked *before* the work;
+- :func:`not_inside` — an output that would overwrite its own source (``compress DIR --out DIR``);
+- :func:`write_or_keep` — write a result; when the place asked for cannot be written, write it next to a
+  fallback (or to a temporary file) and say where, so a finished result is never lost.
+
+    >>> number(0.3, "--ratio", lo=0, hi=1, hi_open=True)
+    0.3
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from complaw.errors import ComplawError
+
+#: Largest seed torch, numpy and Python's random all accept.
+MAX_SEED = 2**32 - 1
+
+
+def number(value, name: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False, integer: bool = False, hint: str = "") -> float:
+    """``value`` as a finite number within [lo, hi] (open ends with ``lo_open``/``hi_open``), else one line."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ComplawError(f"{name} {value!r}: not a number{_hint(hint)}") from None
+    if not math.isfinite(x):
+        raise ComplawError(f"{name} {value}: must be a finite number{_hint(hint)}")
+    if integer and x != int(x):
+        raise ComplawError(f"{name} {_fmt(x)}: must be a whole number{_hint(hint)}")
+    low_bad = lo is not None and (x <= lo if lo_open else x < lo)
+    high_bad = hi is not None and (x >= hi if hi_open else x > hi)
+    if low_bad or high_bad:
+        shown = str(value) if isinstance(value, int) else _fmt(x)
+        where = _range(lo, hi, lo_open, hi_open)
+        raise ComplawError(f"{name} {shown}: must {'be' if lo is None or hi is None else 'lie in'} {where}"
+                           f"{_hint(hint)}")
+    return int(x) if integer else x
+
+
+def seed(value: int, name: str = "--seed") -> int:
+    """A seed every RNG accepts: a whole number in [0, 2**32 - 1]."""
+    return int(number(value, name, lo=0, hi=MAX_SEED, integer=True))
+
+
+def work_bound(value: float, name: str, bound: float, *, what: str = "") -> float:
+    """Refuse an amount of work above ``bound`` (the bound is stated in the command's --help too)."""
+    if value > bound:
+        raise ComplawError(f"{name} {_fmt(value)}: at most {_fmt(bound)}{' ' + what if what else ''}; "
+                           f"use a smaller value")
+    return value
+
+
+def input_file(path: str | os.PathLike, what: str, *, directory: bool = False) -> Path:
+    """``path`` exists, is a file (or a directory with ``directory``) and can be opened for reading."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ComplawError(f"{what} {p}: no such {'directory' if directory else 'file'}")
+    if directory:
+        if not p.is_dir():
+            raise ComplawError(f"{what} {p}: not a directory")
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise ComplawError(f"{what} {p}: directory cannot be read (permission denied)")
+        return p
+    if p.is_dir():
+        raise ComplawError(f"{what} {p}: is a directory, expected a file")
+    try:
+        with open(p, "rb") as fh:
+            fh.read(1)
+    except OSError as err:
+        raise ComplawError(f"{what} {p}: cannot be read ({err.strerror or err})") from None
+    return p
+
+
+def output_path(path: str | os.PathLike, what: str, *, directory: bool = False) -> Path:
+    """``path`` can be written: its nearest existing ancestor is a writable directory, and the path itself
+    is (or will be) a directory with ``directory``, a file otherwise. Nothing is created."""
+    p = Path(path).expanduser()
+    if p.exists():
+        if directory and not p.is_dir():
+            raise ComplawError(f"{what} {p}: exists and is not a directory")
+        if not directory and p.is_dir():
+            raise ComplawError(f"{what} {p}: is a directory, expected a file path")
+        target = p if p.is_dir() else p.parent
+        if not os.access(p, os.W_OK) or not os.access(target, os.W_OK | os.X_OK):
+            raise ComplawError(f"{what} {p}: cannot be written (permission denied)")
+        return p
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ComplawError(f"{what} {p}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ComplawError(f"{what} {p}: cannot be created in {ancestor} (permission denied)")
+    return p
+
+
+def not_inside(out: str | os.PathLike, source: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse an output equal to or inside the source it is made from (it would overwrite the original)."""
+    o, s = Path(out).expanduser().resolve(), Path(source).expanduser().resolve()
+    if o == s or s in o.parents:
+        raise ComplawError(f"{what} {out}: is (inside) the source {source}; it would overwrite the original — "
+                           f"choose another directory")
+
+
+def write_or_keep(write: Callable[[Path], None], path: str | os.PathLike, what: str, *,
+                  fallback_dir: str | os.PathLike | None = None) -> Path:
+    """Call ``write(path)``; if that fails with an OSError, write to ``fallback_dir`` (else a temporary
+    directory) under the same name, print where it went on stderr, and return the path actually written."""
+    p = Path(path)
+    try:
+        write(p)
+        return p
+    except OSError as err:
+        reason = err.strerror or str(err)
+    for base in ([Path(fallback_dir)] if fallback_dir else []) + [Path(tempfile.gettempdir())]:
+        alt = base / p.name
+        if alt.resolve() == p.resolve():
+            continue
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            write(alt)
+        except OSError:
+            continue
+        print(f"warning: {what} {p}: cannot be written ({reason}); written to {alt} instead", file=sys.stderr)
+        return alt
+    raise ComplawError(f"{what} {p}: cannot be written ({reason}), nor in a temporary directory")
+
+
+def _range(lo, hi, lo_open, hi_open) -> str:
+    if hi is None:
+        return f"{'>' if lo_open else '≥'} {_fmt(lo)}" if lo is not None else "finite"
+    if lo is None:
+        return f"{'<' if hi_open else '≤'} {_fmt(hi)}"
+    return f"{'(' if lo_open else '['}{_fmt(lo)}, {_fmt(hi)}{')' if hi_open else ']'}"
+
+
+def _fmt(x) -> str:
+    """A number as a user would type it: ``4294967295``, ``0.0001``, ``1e+08`` only when it is huge."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return f"{x:g}"
+
+
+def _hint(hint: str) -> str:
+    return f"; {hint}" if hint else ""
