@@ -15,7 +15,7 @@ import typer
 from complaw.checks import number, work_bound
 from complaw.cli import app
 
-#: Monte Carlo samples: at least one row of the estimator, at most 2**28 (~10 s per format on 2 cores).
+#: Monte Carlo samples: at least one row of the estimator, at most 2**28 (2**25 took 3.1 s wall on 2 cores; 2**28 is estimated at ~10-20 s per format).
 MIN_SAMPLES, MAX_SAMPLES = 4096, 2**28
 
 
