@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from complaw.report.build import sweep_report
 from complaw.sweep import ResultStore, load_spec, run_sweep
-from complaw.sweep.run import write_report
 
 
 def main() -> None:
@@ -28,10 +28,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec = load_spec(args.preset, [f"store={Path(tmp) / 'results.db'}", f"report={Path(tmp) / 'report'}",
                                        *args.overrides])
-        res = run_sweep(spec, report=False, console=Console(quiet=True), show_progress=False)
+        res = run_sweep(spec, console=Console(quiet=True), show_progress=False)
         t = time.perf_counter()
-        with ResultStore(spec.store) as store:
-            write_report(store, spec)
+        with ResultStore(spec.store, readonly=True) as store:
+            sweep_report(store.law_frame(), spec)
         report_s = time.perf_counter() - t
     overhead = res.wall_s - res.compute_s
     print(f"preset {args.preset}: {res.units_run} units, experiments {res.counts}")

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from complaw.cli import main
-from complaw.cli_compress import parse_options, run_compress
+from complaw.cli.compress import parse_options, run_compress
 from complaw.errors import ComplawError
 
 

@@ -201,7 +201,7 @@ def test_compress_and_run_compute_in_one_dtype(tiny, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from complaw.cli import main
-    from complaw.cli_compress import run_compress
+    from complaw.cli.compress import run_compress
     from complaw.models.io import dtype_name, resolve_device
 
     ckpt = tmp_path / "bf16"

@@ -349,7 +349,7 @@ pathlib.Path(sys.argv[2]).touch()  # imported and ready
 go = pathlib.Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.01)
-r = run_sweep(spec, show_progress=False, report=False, console=Console(quiet=True))
+r = run_sweep(spec, show_progress=False, console=Console(quiet=True))
 print("RESULT", r.units_run, r.units_elsewhere, r.units_skipped)
 """
 

@@ -135,6 +135,10 @@ def test_a_failing_unit_is_stored_and_excluded(tiny, tmp_path, exploding_method)
                             laws={"bootstrap": 20, "forms": ["sengupta2025", "pruning-law"]}))
     res = run_sweep(s, show_progress=False)
     assert res.counts == {"success": 4, "failed": 2}
+    from complaw.report.build import sweep_report
+
+    with ResultStore(tmp_path / "results.db", readonly=True) as st:
+        sweep_report(st.law_frame(), s)
     html = (tmp_path / "report" / "index.html").read_text()
     assert "injected failure at r=0.5" in html  # the report lists the failure with its reason
     with ResultStore(tmp_path / "results.db") as st:

@@ -16,7 +16,7 @@ import importlib
 _EXPORTS = {
     "DEFAULT_FORMS": "captions", "DECISION_FORM": "captions",
     "Analysis": "analysis", "GroupAnalysis": "analysis", "SpeedAnalysis": "analysis",
-    "NUnit": "analysis", "Report": "build", "build_report": "build",
+    "NUnit": "analysis", "Report": "build", "build_report": "build", "sweep_report": "build",
 }
 
 __all__ = sorted(_EXPORTS)

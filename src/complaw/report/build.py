@@ -10,7 +10,9 @@ and ``figures/*.png``.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -196,3 +198,34 @@ def build_report(
     render.comparison_frame(analysis).to_csv(out / "comparison.csv", index=False)
     paths["html"].write_text(render.html(data, analysis), encoding="utf-8")
     return Report(out, paths["html"], paths["md"], paths["json"], fig_paths, data, analysis)
+
+
+def sweep_report(frame: pd.DataFrame, spec) -> tuple[Path, list[str]]:
+    """Fit, decide and write the report of a sweep's law rows (kept as it is when nothing changed).
+
+    Args:
+        frame: the store's law rows (:meth:`~complaw.sweep.store.ResultStore.law_frame`); only the rows of
+            the sweep ``spec.name`` are used when the frame has a ``sweep`` column.
+        spec: the sweep's :class:`~complaw.sweep.spec.SweepSpec` (its name, law settings and report directory).
+
+    Returns:
+        ``(report directory, summary lines)``.
+    """
+    frame = frame[frame["sweep"] == spec.name] if "sweep" in frame else frame
+    out = spec.report_dir()
+    # The report depends only on these rows and the law settings: an unchanged store keeps its report.
+    key = hashlib.sha256(frame.drop(columns=["error"], errors="ignore").to_csv(index=False).encode()
+                         + spec.laws.model_dump_json().encode()).hexdigest()
+    stamp, lines_file = out / ".complaw-report-key", out / "summary.txt"
+    if (out / "index.html").is_file() and stamp.is_file() and stamp.read_text() == key and lines_file.is_file():
+        return out, lines_file.read_text().splitlines()
+    law = spec.laws
+    with warnings.catch_warnings():  # empty groups of a figure make numpy warn; the report says why
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rep = build_report(frame, out, forms=tuple(law.forms), sigmas=tuple(law.sigmas),
+                           unit=DUnit(law.d_unit, law.d_scale), bootstrap=law.bootstrap,
+                           title=f"complaw sweep {spec.name}")
+    lines = rep.summary_lines()
+    lines_file.write_text("\n".join(lines))
+    stamp.write_text(key)
+    return out, lines

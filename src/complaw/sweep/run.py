@@ -1,12 +1,13 @@
 """Running a sweep: skip what the store already holds, measure each base model once, run the units on an
-executor, store every record as it arrives, then fit the laws and write the report.
+executor, store every record as it arrives. (Fitting the laws and writing the report is the next stage's
+work: :func:`complaw.report.build.sweep_report`, which ``complaw sweep`` calls after the sweep.)
 
 Several sweeps may share one store: before a unit runs, the driver claims its experiments in the store (a
 lease its heartbeat keeps fresh; see :meth:`~complaw.sweep.store.ResultStore.claim`), and leaves to the
 other process any it holds or has stored meanwhile. A claim left by a killed sweep is taken over once stale.
 
     >>> result = run_sweep(load_spec("quick"))
-    >>> result.counts, result.report_dir
+    >>> result.counts, result.units_run
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import hashlib
 import json
 import time
 import traceback
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +113,6 @@ class SweepResult:
     counts: dict[str, int]
     wall_s: float
     compute_s: float  # the jobs' own wall time, summed
-    report_dir: Path | None = None
-    summary: list[str] = field(default_factory=list)
     #: units left to another process on the same store: it held their claims, or stored them meanwhile
     #: (a unit this process ran part of counts as run)
     units_elsewhere: int = 0
@@ -127,9 +125,9 @@ def _progress(console: Console) -> Progress:
 
 
 def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None = None, retry_failed: bool = False,
-              report: bool = True, console: Console | None = None, show_progress: bool = True,
+              console: Console | None = None, show_progress: bool = True,
               claim_stale_s: float = CLAIM_STALE_S) -> SweepResult:
-    """Run (or resume) a sweep and, unless ``report=False``, fit the laws and write the report.
+    """Run (or resume) a sweep: every unit the store does not already hold is run and stored.
 
     Args:
         claim_stale_s: a claim on a unit whose heartbeat is older than this many seconds is taken to be
@@ -221,11 +219,8 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
             console.print(f"{elsewhere} of the {len(todo)} units to run were left to another process on this store "
                           "(it held them, or stored them meanwhile); not run here — rerun once it is done to pick "
                           "up any it did not finish", style="yellow")
-        result = SweepResult(Path(spec.store), len(units), ran, len(units) - len(todo), store.counts(),
-                             time.perf_counter() - start, compute, units_elsewhere=elsewhere)
-        if report and spec.report_dir() is not None:
-            result.report_dir, result.summary = write_report(store, spec)
-        return result
+        return SweepResult(Path(spec.store), len(units), ran, len(units) - len(todo), store.counts(),
+                           time.perf_counter() - start, compute, units_elsewhere=elsewhere)
     except KeyboardInterrupt:
         counts = store.counts()
         console.print(f"\ninterrupted: {sum(counts.values())} experiments stored in {spec.store}; "
@@ -236,32 +231,6 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
             store.release(owner)  # interrupted or failed: the units in flight are free for the next run
         finally:
             store.close()
-
-
-def write_report(store: ResultStore, spec: SweepSpec) -> tuple[Path, list[str]]:
-    """Fit, decide and write the report of the sweep's rows in the store (kept if nothing changed)."""
-    from complaw.laws import DUnit
-    from complaw.report import build_report
-
-    frame = store.law_frame()
-    frame = frame[frame["sweep"] == spec.name] if "sweep" in frame else frame
-    out = spec.report_dir()
-    # The report depends only on these rows and the law settings: an unchanged store keeps its report.
-    key = hashlib.sha256(frame.drop(columns=["error"], errors="ignore").to_csv(index=False).encode()
-                         + spec.laws.model_dump_json().encode()).hexdigest()
-    stamp, lines_file = out / ".complaw-report-key", out / "summary.txt"
-    if (out / "index.html").is_file() and stamp.is_file() and stamp.read_text() == key and lines_file.is_file():
-        return out, lines_file.read_text().splitlines()
-    law = spec.laws
-    with warnings.catch_warnings():  # empty groups of a figure make numpy warn; the report says why
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rep = build_report(frame, out, forms=tuple(law.forms), sigmas=tuple(law.sigmas),
-                           unit=DUnit(law.d_unit, law.d_scale), bootstrap=law.bootstrap,
-                           title=f"complaw sweep {spec.name}")
-    lines = rep.summary_lines()
-    lines_file.write_text("\n".join(lines))
-    stamp.write_text(key)
-    return out, lines
 
 
 class _NullProgress:

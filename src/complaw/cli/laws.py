@@ -1,4 +1,4 @@
-"""CLI commands of the law engine: ``fit``, ``validate``, ``critical``, ``speedup``, ``plan``, ``forms``, ``demo``.
+"""CLI commands of the law engine: ``fit``, ``validate``, ``critical``, ``speedup``, ``plan``, ``forms``.
 
 Each command is a plain typed function over the public API (:mod:`complaw.laws`, :mod:`complaw.decide`);
 ``--json`` prints machine-readable output instead of tables. Every table-reading command fits each group
@@ -18,103 +18,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from complaw.checks import number, output_path, work_bound
-from complaw.checks import seed as checks_seed
-from complaw.cli import app
+from complaw.checks import number
+from complaw.cli.options import (
+    MAX_EXPONENT,
+    MAX_FRONTIER,
+    MIN_R_STEP,
+    SCHEME_NAMES,
+    BootOpt,
+    ClusterOpt,
+    DataArg,
+    DirOpt,
+    DropOpt,
+    DScaleOpt,
+    DUnitOpt,
+    EpsOpt,
+    FormOpt,
+    GroupOpt,
+    IntervalOpt,
+    JsonOpt,
+    MapOpt,
+    PairsArg,
+    RobustOpt,
+    SeedOpt,
+    SigmaOpt,
+    StrictOpt,
+    TableOpt,
+    check_ratios,
+    check_table_args,
+    console,
+    load_table,
+)
 from complaw.errors import ComplawError
 
 if TYPE_CHECKING:
     from complaw.decide import Law
     from complaw.laws.data import LawData
     from complaw.laws.fit import FitFailure, FitResult
-
-# Tables are wide: when piped, rich would fall back to 80 columns.
-console = Console(width=None if Console().is_terminal else 140)
-
-#: Validation schemes (as complaw.laws.validate.SCHEMES; spelled out here so --help needs no pandas).
-SCHEME_NAMES = ("leave-one-model-out", "small-to-large", "leave-one-ratio-out", "leave-one-method-out")
-DIRECTION_TEXT = ("higher (also max, 1: higher is better, e.g. accuracy) or lower (also min, 0: e.g. loss, "
-                  "perplexity)")
-
-# --- options shared by the commands that read a results table ------------------------------------------
-DataArg = Annotated[Path | None, typer.Argument(help="Results table: CSV, TSV, Parquet, JSONL, JSON or SQLite.",
-                                                show_default=False)]
-PairsArg = Annotated[list[str] | None, typer.Argument(help="More VARIABLE=COLUMN pairs, as after --map.",
-                                                      show_default=False)]
-MapOpt = Annotated[list[str] | None, typer.Option(
-    "--map", "-m", help="Column mapping VARIABLE=COLUMN (L, L0, r, D, S, S0, model, method, metric, direction, N); "
-    "repeat, or list several: --map L=acc L0=base r=ratio D=rft_samples.")]
-FormOpt = Annotated[list[str] | None, typer.Option(
-    "--form", "-f", help="Law form(s) to fit (see `complaw forms`); +1 adds an intercept, +0 removes it.")]
-GroupOpt = Annotated[str | None, typer.Option(
-    "--group", "-g", help="Comma-separated columns to fit one law per group (default: method,metric; 'none' pools).")]
-DirOpt = Annotated[str | None, typer.Option(
-    "--direction", help=f"Metric direction: {DIRECTION_TEXT}. Default: a direction column (same values), else "
-    "the metric's name (acc… higher; …loss, ppl lower). A --direction that contradicts a metric's name or the "
-    "direction column is an error naming both.")]
-TableOpt = Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")]
-DUnitOpt = Annotated[str, typer.Option("--d-unit", help="Name of the unit of D seen by the law.")]
-DScaleOpt = Annotated[float, typer.Option("--d-scale", help="Raw D units per law unit (D_law = D / scale).")]
-EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")]
-RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
-#: Bounds on the work one argument can ask for (stated in --help).
-MAX_BOOTSTRAP = 100_000
-MIN_R_STEP = 1e-4
-MAX_FRONTIER = 10_000
-#: |exponent| bound of a speed law given by hand (beyond it, (1+r)^b overflows or means nothing).
-MAX_EXPONENT = 100.0
-BootOpt = Annotated[int, typer.Option("--bootstrap", "-B", help="Bootstrap resamples (or model-based draws for "
-                                      f"decisions with --interval ols); 0 for none, at most {MAX_BOOTSTRAP:,}.")]
-ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="Column resampled as a cluster in the bootstrap "
-                                                "(default: model, when the table has it).", show_default=False)]
-IntervalOpt = Annotated[str, typer.Option(
-    "--interval", help="Intervals: auto (cluster bootstrap by base model with ≥ 2 clusters, flagged rough below "
-    "10; model-based OLS with one cluster; row bootstrap without a cluster column), cluster, rows, or ols.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and robust starts (0 … 2**32-1).")]
-DropOpt = Annotated[bool, typer.Option("--drop-invalid", help="Set invalid rows aside (counted) instead of stopping.")]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 2 when any group could not be fitted "
-                                         "(default: 2 only when none could).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-SigmaOpt = Annotated[list[float] | None, typer.Option("--sigma", "-s", help="Target retention(s) in (0, 1).")]
-
-
-def _load(data: Path | None, pairs: list[str] | None, mapping: list[str] | None, table: str | None) -> LawData:
-    from complaw.laws.data import load_results, parse_mapping
-
-    if data is None:
-        raise ComplawError("no results table given; pass a CSV/Parquet/JSONL/SQLite file (or the law's parameters)")
-    ld = load_results(data, mapping=parse_mapping((mapping or []) + (pairs or [])), table=table)
-    if not any(v in ld.frame.columns for v in ("L", "L0", "r", "S", "S0")):
-        have = ", ".join(map(str, ld.frame.columns)) or "none"
-        raise ComplawError(f"{ld.source}: no law columns (L, L0, r; or S, S0, r for a speed law); columns are "
-                           f"{have}; map them with --map L=COLUMN L0=COLUMN r=COLUMN")
-    return ld
-
-
-def check_table_args(*, bootstrap: int = 0, seed: int = 0, d_scale: float = 1.0, eps: float = 1.0,
-                sigma: list[float] | float | None = None, **finite: float | list[float] | None) -> None:
-    """The numeric arguments every table command shares, checked before any work; ``finite`` names further
-    arguments (``--beta``…) that only need to be finite numbers."""
-    number(bootstrap, "--bootstrap", lo=0, integer=True)
-    work_bound(bootstrap, "--bootstrap", MAX_BOOTSTRAP, what="resamples")
-    checks_seed(seed)
-    number(d_scale, "--d-scale", lo=0, lo_open=True, hint="raw D units per law unit, e.g. 1e6")
-    number(eps, "--eps", lo=0, hint="ε in 1 + 1/(D+ε), e.g. 1")
-    for s in [sigma] if isinstance(sigma, (int, float)) else sigma or []:
-        number(s, "--sigma", lo=0, hi=1, lo_open=True, hi_open=True, hint="a target retention such as 0.9")
-    for name, value in finite.items():
-        for v in value if isinstance(value, list) else [value]:
-            if v is not None:
-                number(v, "--" + name.replace("_", "-"))
-
-
-def _check_ratios(r: list[float] | None) -> None:
-    for x in r or []:
-        number(x, "--r", lo=0, hi=1, hi_open=True, hint="a compression ratio such as 0.3")
-
 
 def _check_cluster(ld: LawData, cluster: str | None) -> str:
     """An explicit --cluster must name a column; the default is ``model`` (rows are resampled without it)."""
@@ -124,7 +65,8 @@ def _check_cluster(ld: LawData, cluster: str | None) -> str:
     return cluster or "model"
 
 
-def _groups(ld: LawData, group: str | None) -> list[str]:
+def grouping(ld: LawData, group: str | None) -> list[str]:
+    """The columns to fit one law per group by, as ``--group`` reads them (None: the default; 'none': pooled)."""
     from complaw.laws.fit import default_groups
 
     if group is None:
@@ -137,16 +79,37 @@ def _groups(ld: LawData, group: str | None) -> list[str]:
 def _fits(data, pairs, mapping, table, forms, group, direction, d_unit, d_scale, eps, robust, bootstrap,
           cluster, seed, drop_invalid, interval="auto") -> tuple[LawData, list[FitResult | FitFailure]]:
     """Every (group, form) fitted on its own: results and failures, in group order."""
-    from complaw.laws.fit import fit_each
     from complaw.laws.forms import DUnit
 
     check_table_args(bootstrap=bootstrap, seed=seed, d_scale=d_scale, eps=eps)
-    ld = _load(data, pairs, mapping, table)
+    return fit_table(load_table(data, pairs, mapping, table), forms, group, direction=direction,
+                     unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster, seed=seed,
+                     drop_invalid=drop_invalid, interval=interval)
+
+
+def fit_table(ld: LawData | Path, forms: list[str] | None = None, group: str | None = None, *,
+              direction: str | None = None, unit=None, robust: bool = False, bootstrap: int = 1000,
+              cluster: str | None = None, seed: int = 0, drop_invalid: bool = False,
+              interval: str = "auto") -> tuple[LawData, list[FitResult | FitFailure]]:
+    """Fit every (group, form) of a table on its own (``group`` as ``--group`` reads it); ``(table, items)``."""
+    from complaw.laws.fit import fit_each
+    from complaw.laws.forms import DUnit
+
+    if not hasattr(ld, "frame"):
+        ld = load_table(ld, None, None, None)
     cluster = _check_cluster(ld, cluster)
-    items = fit_each(ld, forms or ["sengupta2025"], group=_groups(ld, group), direction=direction,
-                     unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster,
+    items = fit_each(ld, forms or ["sengupta2025"], group=grouping(ld, group), direction=direction,
+                     unit=unit or DUnit(), robust=robust, bootstrap=bootstrap, cluster=cluster,
                      seed=seed, drop_invalid=drop_invalid, interval=interval)
     return ld, items
+
+
+def split_laws(ld: LawData, items) -> tuple[list[tuple[dict[str, str], Law]], list[FitFailure]]:
+    """The fitted laws of ``items`` keyed by their group and form, and the failures."""
+    from complaw.decide import Law
+
+    results, failures = _split(ld, items)
+    return [({**r.group, "form": r.form.name}, Law.from_fit(r)) for r in results], failures
 
 
 def _split(ld: LawData, items) -> tuple[list[FitResult], list[FitFailure]]:
@@ -274,7 +237,6 @@ def _short(g: dict[str, str]) -> str:
     return "/".join(g.values()) or "all"
 
 
-@app.command("forms")
 def forms_cmd(json_out: JsonOpt = False) -> None:
     """List the law forms: name, formula, parameters and sign conditions."""
     from complaw.laws.forms import available_forms
@@ -296,7 +258,6 @@ def forms_cmd(json_out: JsonOpt = False) -> None:
     console.print(table)
 
 
-@app.command("fit")
 def fit_cmd(
     data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
     group: GroupOpt = None, direction: DirOpt = None, table: TableOpt = None, d_unit: DUnitOpt = "samples",
@@ -307,11 +268,18 @@ def fit_cmd(
     strict: StrictOpt = False, json_out: JsonOpt = False,
 ) -> None:
     """Fit compression laws to a results table, one per group, with intervals, diagnostics and a status per fit."""
-    from complaw.decide import Law, critical_ratio
-
     check_table_args(sigma=sigma)
     ld, items = _fits(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                       bootstrap, cluster, seed, drop_invalid, interval)
+    failures = show_fits(ld, items, sigma, summary=summary, json_out=json_out)
+    _strict(failures, strict)
+
+
+def show_fits(ld: LawData, items, sigma: list[float] | None, *, summary: bool = False,
+              json_out: bool = False) -> list[FitFailure]:
+    """Print fitted laws (with r_crit at each σ) as tables or JSON; returns the groups that could not be fitted."""
+    from complaw.decide import Law, critical_ratio
+
     results, failures = _split(ld, items)
     decisions = [(res, critical_ratio(Law.from_fit(res), s)) for res in results for s in (sigma or [])
                  if res.form.term("compression") is not None and res.form.compression_effect == "harm"]
@@ -320,15 +288,14 @@ def fit_cmd(
                "failures": [f.to_dict() for f in failures],
                "critical": [{"form": r.form.name, "group": r.group, **d.to_dict()} for r, d in decisions]}
         typer.echo(json.dumps(out, indent=2))
-        _strict(failures, strict)
-        return
+        return failures
     render_fits(items)
     if summary:
         for res in results:
             console.print(res.summary(), highlight=False, markup=False)
     _render_critical(decisions)
     _print_dropped(ld, results)
-    _strict(failures, strict)
+    return failures
 
 
 def _interval_label(d) -> str:
@@ -357,7 +324,6 @@ def _skip_reason(scheme: str, by: list[str]) -> str:
     return ""
 
 
-@app.command("validate")
 def validate_cmd(
     data: DataArg = None, pairs: PairsArg = None, mapping: MapOpt = None, form: FormOpt = None,
     scheme: Annotated[list[str] | None, typer.Option(
@@ -370,18 +336,27 @@ def validate_cmd(
 
     A scheme that cannot run on a group (no model column, one ratio, one method per group, …) is listed with the reason; the command fails (exit 2) only when no scheme could run at all.
     """  # one line: typer keeps the line breaks of a help paragraph
-    from complaw.laws.data import check_direction
     from complaw.laws.forms import DUnit, get_form
-    from complaw.laws.validate import SCHEMES, validate
+    from complaw.laws.validate import SCHEMES
 
     check_table_args(d_scale=d_scale, eps=eps)
-    ld = _load(data, pairs, mapping, table)
+    ld = load_table(data, pairs, mapping, table)
     for s in scheme or []:
         if s != "all" and s not in SCHEMES:
             raise ComplawError(f"--scheme {s!r}: unknown; use one of {', '.join(SCHEMES)} or all")
     schemes = list(SCHEMES) if not scheme or "all" in scheme else list(dict.fromkeys(scheme))
     forms = [get_form(f).name for f in form or ["sengupta2025"]]
-    by = _groups(ld, group)
+    show_validations(ld, forms, schemes, grouping(ld, group), direction=direction, unit=DUnit(d_unit, d_scale, eps),
+                     robust=robust, drop_invalid=drop_invalid, strict=strict, json_out=json_out)
+
+
+def show_validations(ld: LawData, forms: list[str], schemes: list[str], by: list[str], *, direction: str | None = None,
+                     unit=None, robust: bool = False, drop_invalid: bool = False, strict: bool = False,
+                     json_out: bool = False) -> None:
+    """Run every (group, form, scheme) validation that can run and print them (tables or JSON) with the skipped."""
+    from complaw.laws.data import check_direction
+    from complaw.laws.validate import validate
+
     groups = ld.groups(by)
     check_direction(ld, direction)
     out, skipped = [], []
@@ -391,8 +366,8 @@ def validate_cmd(
                 why = _skip_reason(s, by)
                 if not why:
                     try:
-                        out.append(validate(sub, f, s, direction=direction, group=key, unit=DUnit(d_unit, d_scale, eps),
-                                            robust=robust, drop_invalid=drop_invalid))
+                        out.append(validate(sub, f, s, direction=direction, group=key, unit=unit, robust=robust,
+                                            drop_invalid=drop_invalid))
                         continue
                     except ComplawError as err:
                         why = _strip_where(str(err), ld.source)
@@ -443,8 +418,7 @@ def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, 
     if data is not None:
         ld, items = _fits(data, pairs, mapping, table, form or ["sengupta2025"], group, direction, d_unit,
                           d_scale, eps, robust, bootstrap, cluster, seed, drop_invalid, interval)
-        results, failures = _split(ld, items)
-        return [({**r.group, "form": r.form.name}, Law.from_fit(r)) for r in results], failures
+        return split_laws(ld, items)
     if beta is None:
         raise ComplawError("give a results table to fit, or the law's parameters (--alpha, --beta, --gamma)")
     name = (form or ["sengupta2025"])[0]
@@ -460,7 +434,6 @@ GammaOpt = Annotated[float | None, typer.Option("--gamma", help="γ (recovery ex
 SpeedBOpt = Annotated[float | None, typer.Option("--speed-b", help="Speed-law exponent b (talk: -0.67).")]
 
 
-@app.command("critical")
 def critical_cmd(
     data: DataArg = None, pairs: PairsArg = None, sigma: SigmaOpt = None,
     r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) at which to give the minimum RFT data.")] = None,
@@ -475,13 +448,20 @@ def critical_cmd(
 
     A decision that needs a parameter the table cannot identify says so instead of giving a number.
     """
-    from complaw.decide import critical_ratio, min_rft_data, speed_law, speedup
 
     check_table_args(sigma=sigma, alpha=alpha, beta=beta, gamma=gamma, speed_b=speed_b)
-    _check_ratios(r)
+    check_ratios(r)
     laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                            bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
-    sigmas = sigma or [0.8, 0.9]
+    failures = show_decisions(laws, failures, sigma or [0.8, 0.9], r, speed_b=speed_b, json_out=json_out)
+    _strict(failures, strict)
+
+
+def show_decisions(laws, failures, sigmas: list[float], r: list[float] | None, *, speed_b: float | None = None,
+                   json_out: bool = False) -> list:
+    """Print r_crit(σ), D_min(r, σ) (and speedups with ``speed_b``) of fitted laws; returns ``failures``."""
+    from complaw.decide import critical_ratio, min_rft_data, speed_law, speedup
+
     rows = []
     for key, law in laws:
         for s in sigmas:
@@ -501,8 +481,7 @@ def critical_cmd(
         rows += [{"group": {"form": "speed"}, **speedup(speed, x).to_dict()} for x in (r or [0.3, 0.6])]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
-        _strict(failures, strict)
-        return
+        return failures
     t = Table(title="Decisions")
     for col in ("law", "decision", "σ", "r", "value", "interval", "interval kind", "reading"):
         t.add_column(col)
@@ -520,10 +499,9 @@ def critical_cmd(
         t.add_row(_short(row["group"]), row["name"], _fmt(row.get("sigma")), _fmt(row.get("r")), shown,
                   _ival(row["interval"]), kind, reading)
     console.print(t)
-    _strict(failures, strict)
+    return failures
 
 
-@app.command("speedup")
 def speedup_cmd(
     data: DataArg = None, pairs: PairsArg = None,
     r: Annotated[list[float] | None, typer.Option("--r", help="Ratio(s) to evaluate.")] = None,
@@ -541,38 +519,23 @@ def speedup_cmd(
 ) -> None:
     """Expected speedup S0/S at given ratios: the speed law's own prediction (fitted from S, S0, r columns on one
     row per runtime measurement, or given with --b/--a). With a ≠ 1 it depends on S0 and is given per model."""
-    from complaw.decide import Law, speed_law, speedup
-    from complaw.laws.data import LawData, runtime_rows
-    from complaw.laws.fit import fit_each
+    from complaw.decide import speed_law
 
     if form.split("+")[0] not in ("speed", "speed-ratio"):
         raise ComplawError(f"--form {form!r}: not a speed law; use 'speed' or 'speed-ratio'")
     if s0 is not None and not (math.isfinite(s0) and s0 > 0):
         raise ComplawError(f"--s0 {s0}: the base runtime must be a finite number of seconds > 0")
     check_table_args(bootstrap=bootstrap, seed=seed)
-    _check_ratios(r)
+    check_ratios(r)
     if b is not None:
         number(b, "--b", lo=-MAX_EXPONENT, hi=MAX_EXPONENT, hint="a speed-law exponent such as -0.67")
     number(a, "--a", lo=-MAX_EXPONENT, hi=MAX_EXPONENT, hint="1 unless the law was fitted with a ≠ 1")
     failures = []
     at: list[tuple[dict, Law, str, float | None]] = []  # (group, law, model, S0)
     if data is not None:
-        ld = _load(data, pairs, mapping, table)
-        ld = LawData(runtime_rows(ld.frame), ld.source)
-        cluster = _check_cluster(ld, cluster)
-        by = [g for g in _groups(ld, group) if g != "metric"]
-        items = fit_each(ld, form, group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
-                         drop_invalid=drop_invalid, interval=interval)
-        results, failures = _split(ld, items)
-        for res in results:
-            law = Law.from_fit(res)
-            rows = ld.frame
-            for k, v in res.group.items():
-                rows = rows[rows[k].astype(str) == str(v)]
-            if s0 is not None or "model" not in rows.columns or not _needs_base(law):
-                at.append((res.group, law, "", s0 if s0 is not None else _median(rows.get("S0"))))
-            else:
-                at += [(res.group, law, str(m), _median(sub["S0"])) for m, sub in rows.groupby("model", sort=False)]
+        at, failures = fitted_speed_laws(load_table(data, pairs, mapping, table), form, group, s0=s0,
+                                         bootstrap=bootstrap, cluster=cluster, seed=seed, drop_invalid=drop_invalid,
+                                         interval=interval)
     elif b is not None:
         law = speed_law(b, a)
         if _needs_base(law) and s0 is None:
@@ -580,15 +543,51 @@ def speedup_cmd(
         at.append(({}, law, "", s0))
     else:
         raise ComplawError("give a results table with S, S0 and r columns, or the exponent with --b")
+    show_speedups(at, failures, r or [0.1, 0.3, 0.5, 0.7, 0.9], ratio_form=form.startswith("speed-ratio"),
+                  json_out=json_out)
+    _strict(failures, strict)
+
+
+def fitted_speed_laws(ld: LawData, form: str = "speed", group: str | None = None, *, s0: float | None = None,
+                      bootstrap: int = 1000, cluster: str | None = None, seed: int = 0, drop_invalid: bool = False,
+                      interval: str = "auto") -> tuple[list[tuple[dict, Law, str, float | None]], list]:
+    """Speed laws fitted per group on the runtime rows of ``ld``: ([(group, law, model, S0)], failures), one entry
+    per model where the speedup depends on S0 (a ≠ 1), else one per group at ``s0`` or the group's median S0."""
+    from complaw.decide import Law
+    from complaw.laws.data import LawData, runtime_rows
+    from complaw.laws.fit import fit_each
+
+    ld = LawData(runtime_rows(ld.frame), ld.source)
+    cluster = _check_cluster(ld, cluster)
+    by = [g for g in grouping(ld, group) if g != "metric"]
+    items = fit_each(ld, form, group=by, bootstrap=bootstrap, cluster=cluster, seed=seed,
+                     drop_invalid=drop_invalid, interval=interval)
+    results, failures = _split(ld, items)
+    at: list[tuple[dict, Law, str, float | None]] = []
+    for res in results:
+        law = Law.from_fit(res)
+        rows = ld.frame
+        for k, v in res.group.items():
+            rows = rows[rows[k].astype(str) == str(v)]
+        if s0 is not None or "model" not in rows.columns or not _needs_base(law):
+            at.append((res.group, law, "", s0 if s0 is not None else _median(rows.get("S0"))))
+        else:
+            at += [(res.group, law, str(m), _median(sub["S0"])) for m, sub in rows.groupby("model", sort=False)]
+    return at, failures
+
+
+def show_speedups(at, failures, ratios: list[float], *, ratio_form: bool = False, json_out: bool = False) -> None:
+    """Print the speedup S0/S of speed laws ``at`` = [(group, law, model, S0)] at ``ratios`` (tables or JSON)."""
+    from complaw.decide import speedup
+
     rows = [{"group": g, "model": m or None, **speedup(law, x, base).to_dict(), "b": law.params["b"]}
-            for g, law, m, base in at for x in (r or [0.1, 0.3, 0.5, 0.7, 0.9])]
+            for g, law, m, base in at for x in ratios]
     rows += [{"group": f.group, "name": "speedup", "value": None, "interval": None, "regime": "not-fitted",
               "message": f"not fitted: {f.reason}", "b": None} for f in failures]
     if json_out:
         typer.echo(json.dumps(rows, indent=2))
-        _strict(failures, strict)
         return
-    formula = "S = S0 (1+r)^b" if form.startswith("speed-ratio") else "S = S0^a (1+r)^b"
+    formula = "S = S0 (1+r)^b" if ratio_form else "S = S0^a (1+r)^b"
     t = Table(title=f"Speed law {formula}: speedup S0/S (< 1× is a slowdown)")
     for col in ("group", "model", "S0", "b", "r", "speedup", "interval", "runtime ×"):
         t.add_column(col, justify="right")
@@ -604,7 +603,6 @@ def speedup_cmd(
         t.add_row(*head, _fmt(row["b"], ".3f"), _fmt(row["r"]), f"{row['value']:.3f}×{slow}",
                   _ival(row["interval"], ".3f"), _fmt(row["runtime_ratio"], ".3f"))
     console.print(t)
-    _strict(failures, strict)
 
 
 def _needs_base(law) -> bool:
@@ -622,7 +620,6 @@ def _median(col) -> float | None:
     return float(v.median()) if len(v) else None
 
 
-@app.command("plan")
 def plan_cmd(
     data: DataArg = None, pairs: PairsArg = None,
     sigma: Annotated[float | None, typer.Option("--sigma", "-s", help="Target retention: minimise cost.")] = None,
@@ -700,53 +697,3 @@ def plan_cmd(
     for f in failures:
         console.print(f"  [{_group_label(f.group)}] {f.form}: not fitted: {f.reason}", style="red", highlight=False, markup=False)
     _strict(failures, strict)
-
-
-@app.command("demo")
-def demo_cmd(
-    preset: Annotated[str, typer.Option(help="Sweep preset: demo (the main job, < 10 min on 2 cores) or quick.")] = "demo",
-    example: Annotated[bool, typer.Option("--example", help="Only the law engine, on the bundled example table.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Report directory (default reports/<preset>).")] = None,
-) -> None:
-    """The main job: a compression-law study on the bundled model zoo — sweep, fit, decide, report.
-
-    Runs the ``demo`` sweep preset (three Llama sizes, PruneNet and SliceGPT, five ratios, three RFT budgets),
-    stores every experiment in complaw_results/results.db (a rerun is near-instant), fits the laws and writes
-    the report. ``--example`` instead runs the law engine alone on the bundled (synthetic) example table.
-    """
-    if example:
-        out = out or Path("reports/example")
-        output_path(out, "--out", directory=True)
-        _example_demo(out)
-        return
-    from complaw.cli_sweep import sweep_command
-
-    overrides = [f"report={out}"] if out is not None else []
-    sweep_command(spec=preset, overrides=overrides)
-
-
-def _example_demo(out: Path) -> None:
-    from complaw.data import example_table_path
-
-    path = example_table_path()
-    console.rule(f"complaw demo — law engine on {path.name}")
-    fit_cmd(data=path, form=["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"], d_unit="M-tokens",
-            bootstrap=1000, sigma=[0.8, 0.9])
-    validate_cmd(data=path, form=["sengupta2025"], scheme=["all"], d_unit="M-tokens")
-    critical_cmd(data=path, group="method,metric", sigma=[0.8], r=[0.1, 0.2, 0.3], d_unit="M-tokens",
-                 bootstrap=1000)
-    speedup_cmd(data=path, group="method", r=[0.3, 0.6])
-    from complaw.laws import DUnit, compare, fit_groups, load_results
-
-    out.mkdir(parents=True, exist_ok=True)
-    ld = load_results(path)
-    results = fit_groups(ld, ["sengupta2025", "sengupta2025-L0-r", "pruning-law", "talk"],
-                         unit=DUnit("M-tokens"), bootstrap=200)
-    (out / "fits.json").write_text(json.dumps([r.to_dict() for r in results], indent=2))
-    compare(results).to_csv(out / "comparison.csv", index=False)
-    console.print(f"\nwrote {out / 'fits.json'} and {out / 'comparison.csv'}")
-    from complaw.report import build_report
-
-    rep = build_report(path, out / "report", unit=DUnit("M-tokens"), bootstrap=200,
-                       title="complaw demo: compression laws of the bundled example table")
-    console.print("\n".join(rep.summary_lines()), highlight=False)

@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from complaw.cli import app
 from complaw.errors import from_validation
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ _FLAGS = {"ratio": "--ratio", "samples": "--rft-samples", "lr": "--rft-lr", "ran
           "seq_len": "--seq-len", "max_blocks": "--test-blocks", "task_limit": "--task-limit", "seed": "--seed"}
 
 
-@app.command("run")
 def run_command(
     model: Annotated[str, typer.Argument(help="zoo:NAME, real:NAME, a .gguf file, a checkpoint directory, or a hub id.")],
     method: Annotated[str, typer.Option("--method", "-m", help="Compression method (complaw methods).")] = "prunenet",
@@ -60,7 +58,7 @@ def run_command(
     from pydantic import ValidationError
 
     from complaw import checks
-    from complaw.cli_compress import parse_options  # imported here: cli_compress imports complaw.cli
+    from complaw.cli.compress import parse_options
     from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
     from complaw.recover import RFTConfig
     from complaw.textdata import check_source

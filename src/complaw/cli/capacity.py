@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from complaw.checks import number, work_bound
-from complaw.cli import app
 
 #: Monte Carlo samples: at least one row of the estimator, at most 2**28 (2**25 took 3.1 s wall on 2 cores; 2**28 is estimated at ~10-20 s per format).
 MIN_SAMPLES, MAX_SAMPLES = 4096, 2**28
@@ -23,7 +22,6 @@ def _num(v: float, fmt: str = ".4g") -> str:
     return "inf" if math.isinf(v) else format(v, fmt)
 
 
-@app.command("capacity")
 def capacity_cmd(
     formats: Annotated[list[str], typer.Argument(help="format names, e.g. int4-g128 int8-channel fp4 mxfp4 nvfp4 "
                                                       "fp8-e4m3 sparse-0.5 2:4 2:4+int4-g128")],

@@ -15,8 +15,7 @@ from typing import Annotated
 import typer
 
 from complaw.checks import output_path
-from complaw.cli import app
-from complaw.cli_laws import (
+from complaw.cli.options import (
     MAX_BOOTSTRAP,
     DataArg,
     DirOpt,
@@ -31,7 +30,6 @@ from complaw.errors import ComplawError
 from complaw.report.captions import DEFAULT_FORMS
 
 
-@app.command("report")
 def report_cmd(
     source: DataArg = None,
     pairs: PairsArg = None,

@@ -16,7 +16,6 @@ from typing import Any
 
 import typer
 
-from complaw.cli import app
 from complaw.errors import ComplawError
 
 
@@ -175,7 +174,6 @@ def _print_record(record) -> None:
     Console().print(table)
 
 
-@app.command("compress")
 def compress_command(
     model: str = typer.Argument(..., help="zoo:NAME, real:NAME (complaw zoo list), a .gguf file, a local checkpoint directory, or a hub id."),
     method: str = typer.Option("prunenet", "--method", "-m", help="Compression method (see `complaw methods`)."),
@@ -199,7 +197,6 @@ def compress_command(
         _print_record(record)
 
 
-@app.command("methods")
 def methods_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List the registered compression methods."""
     rows = method_table()

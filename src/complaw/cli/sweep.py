@@ -13,13 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from complaw.checks import output_path
-from complaw.cli import app
 from complaw.errors import ComplawError
 
 console = Console(width=None if Console().is_terminal else 140)
 
 
-@app.command("sweep")
 def sweep_command(
     spec: Annotated[str, typer.Argument(help="Sweep spec (YAML file) or a preset: quick, demo, real-quick (SmolLM2, ~10 min), real (the study on SmolLM2, ~1 h).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. ratios=[0.2,0.4] rft.lr=1e-3.",
@@ -30,25 +28,42 @@ def sweep_command(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip fitting and the report.")] = False,
 ) -> None:
     """Run a sweep (resuming whatever the store already holds), then fit the laws and write the report."""
+    return sweep_and_report(spec, overrides, executor=executor, address=address, retry_failed=retry_failed,
+                            report=not no_report)
+
+
+def sweep_and_report(spec: str, overrides: list[str] | None = None, *, executor: str = "local",
+                     address: str | None = None, retry_failed: bool = False, report: bool = True) -> int:
+    """Load a spec (with overrides), run the sweep, then fit the laws and write its report; print a summary.
+
+    Returns the exit code: 0, or 130 when interrupted (every finished unit is stored; a rerun resumes)."""
     from complaw.sweep import load_spec, run_sweep
 
     s = load_spec(spec, overrides)
-    if not no_report and s.report_dir() is not None:  # a report that cannot be written fails now, not after the sweep
+    report = report and s.report_dir() is not None
+    if report:  # a report that cannot be written fails now, not after the sweep
         output_path(s.report_dir(), "report", directory=True)
     output_path(s.store, "store")
     try:
-        result = run_sweep(s, executor=executor, address=address, retry_failed=retry_failed, report=not no_report,
-                           console=console)
+        result = run_sweep(s, executor=executor, address=address, retry_failed=retry_failed, console=console)
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        return 130
     c = result.counts
     console.print(f"done in {result.wall_s:.0f}s: {result.units_run} units run, {result.units_skipped} already "
-                  f"stored, {result.units_elsewhere} left to another process; experiments: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
-    for line in result.summary:  # ends with the report's path
-        console.print(line, highlight=False)
+                  f"stored, {result.units_elsewhere} left to another process; experiments: "
+                  + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+    if report:
+        from complaw.report.build import sweep_report
+        from complaw.sweep.store import ResultStore
+
+        with ResultStore(s.store, readonly=True) as store:
+            frame = store.law_frame()
+        _, lines = sweep_report(frame, s)
+        for line in lines:  # ends with the report's path
+            console.print(line, highlight=False)
+    return 0
 
 
-@app.command("results")
 def results_command(
     store: Annotated[Path, typer.Argument(help="The SQLite results store (opened read-only).")] = Path("complaw_results/results.db"),
     status: Annotated[str | None, typer.Option(help="Only this status: success, failed, invalid (with --law-rows "

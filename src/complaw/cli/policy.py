@@ -12,14 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from complaw.cli import app
 
-policy_app = typer.Typer(help="PruneNet policies cached on disk (trained once per model and settings, then reused).",
-                         no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
-
-
-@policy_app.command("list")
 def list_cmd() -> None:
     """List the cached policies: model fingerprint, shape, settings, episodes run, training time, file."""
     from rich.console import Console
@@ -47,7 +40,6 @@ def list_cmd() -> None:
     console.print(table)
 
 
-@policy_app.command("clear")
 def clear_cmd() -> None:
     """Delete every cached policy (the next PruneNet call on a model trains its policy again)."""
     from complaw.compress.prunenet import clear_policy_cache, policy_cache_dir

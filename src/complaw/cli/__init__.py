@@ -1,8 +1,9 @@
 """The ``complaw`` command line.
 
-Every subcommand is a plain typed function that calls the public API; a bad input raises
+Every command is a plain typed function in one module per command group (``cli/laws.py``, ``cli/sweep.py`` …),
+named in the single table :data:`COMMANDS`; the modules import nothing from here (one direction), and heavy
+libraries (torch, pandas) are imported inside the commands that need them. A bad input raises
 :class:`~complaw.errors.ComplawError`, which :func:`main` turns into one line on stderr and exit code 2.
-Command groups that live elsewhere (``complaw zoo …``) are attached with one ``add_typer`` line each.
 """
 
 from __future__ import annotations
@@ -58,19 +59,56 @@ def _root(
         logs.release()
 
 
-# Modules that register commands on `app` when imported: add yours to this tuple (one entry each).
-COMMAND_MODULES = (
-    "complaw.cli_laws",  # fit, validate, critical, speedup, plan, forms, demo
-    "complaw.cli_compress",  # compress, methods
-    "complaw.cli_run",  # run
-    "complaw.cli_sweep",  # sweep, results
-    "complaw.cli_zoo",  # zoo list, zoo build
-    "complaw.cli_policy",  # policy list, policy clear
-    "complaw.cli_report",  # report
-    "complaw.cli_capacity",  # capacity
-)
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module)
+#: Every command: its name (a group's subcommand as "group name") → "module:function". The functions are plain
+#: typed functions (their parameters are the options); none of them calls another command. A new command is one
+#: line here.
+COMMANDS: dict[str, str] = {
+    # the law engine: results tables → laws → decisions
+    "fit": "complaw.cli.laws:fit_cmd",
+    "validate": "complaw.cli.laws:validate_cmd",
+    "critical": "complaw.cli.laws:critical_cmd",
+    "speedup": "complaw.cli.laws:speedup_cmd",
+    "plan": "complaw.cli.laws:plan_cmd",
+    "forms": "complaw.cli.laws:forms_cmd",
+    "report": "complaw.cli.report:report_cmd",
+    "capacity": "complaw.cli.capacity:capacity_cmd",
+    # the experiments: models → compression → recovery and evaluation → the store
+    "compress": "complaw.cli.compress:compress_command",
+    "methods": "complaw.cli.compress:methods_command",
+    "run": "complaw.cli.run:run_command",
+    "sweep": "complaw.cli.sweep:sweep_command",
+    "results": "complaw.cli.sweep:results_command",
+    "demo": "complaw.cli.demo:demo_cmd",
+    # the embedded default and the caches
+    "zoo list": "complaw.cli.zoo:list_cmd",
+    "zoo fetch": "complaw.cli.zoo:fetch_cmd",
+    "zoo clear": "complaw.cli.zoo:clear_cmd",
+    "zoo build": "complaw.cli.zoo:build_cmd",
+    "policy list": "complaw.cli.policy:list_cmd",
+    "policy clear": "complaw.cli.policy:clear_cmd",
+}
+
+#: Command groups (``complaw zoo …``) and their help.
+GROUPS: dict[str, str] = {
+    "zoo": "The bundled model zoo (small trained Llama/Qwen2 models, corpus splits, tasks) and real pretrained "
+           "models fetched by name (real:NAME).",
+    "policy": "PruneNet policies cached on disk (trained once per model and settings, then reused).",
+}
+
+
+def _register() -> None:
+    """Attach every command of :data:`COMMANDS` to :data:`app` (importing only typer/rich-level modules)."""
+    groups = {name: typer.Typer(help=text, no_args_is_help=True) for name, text in GROUPS.items()}
+    for name, sub in groups.items():
+        app.add_typer(sub, name=name)
+    for name, target in COMMANDS.items():
+        module, _, attr = target.partition(":")
+        fn = getattr(importlib.import_module(module), attr)
+        group, _, leaf = name.rpartition(" ")
+        (groups[group] if group else app).command(leaf)(fn)
+
+
+_register()
 
 
 def main(argv: list[str] | None = None) -> int:
