@@ -38,7 +38,12 @@ def test_compress_json_and_reload(model_dir, tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["method"] == "prunenet" and record["ratio"] == 0.5 and record["seed"] == 1
     assert record["kept_per_layer"] == [88, 88]
-    assert record["options"] == {"episodes": 2, "round_to": 8}
+    # the record holds every option as resolved: the given ones, and the defaults of the others
+    from complaw.compress import get_method
+
+    assert record["options"]["episodes"] == 2 and record["options"]["round_to"] == 8
+    assert set(record["options"]) == set(get_method("prunenet").options.model_fields)
+    assert record["options"]["lr"] == 1e-3 and record["options"]["discount"] == 0.99
     assert 0 < record["param_reduction"] < 0.5
     reloaded = AutoModelForCausalLM.from_pretrained(out)
     assert reloaded.config.intermediate_size == 88

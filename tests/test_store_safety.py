@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from complaw.cli import main
-from complaw.compress.registry import _METHODS, register_method
+from complaw.compress.registry import METHODS, register_method
 from complaw.errors import ComplawError
 from complaw.laws.data import read_table
 from complaw.recipe import ExperimentConfig, ExperimentRecord, Metrics
@@ -329,7 +329,7 @@ def interrupting_method():
         return random_ffn(model, ratio, seed=seed)
 
     yield "interrupt-at-half"
-    _METHODS.pop("interrupt-at-half")
+    METHODS.unregister("interrupt-at-half")
 
 
 def test_an_interrupted_sweep_releases_its_claims(tiny, tmp_path, interrupting_method):

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from complaw.cli import main
-from complaw.compress.registry import _METHODS, register_method
+from complaw.compress.registry import METHODS, register_method
 from complaw.errors import ComplawError
 from complaw.laws import load_results
 from complaw.sweep import ResultStore, load_spec, run_sweep
@@ -127,7 +127,7 @@ def exploding_method():
         return random_ffn(model, ratio, seed=seed)
 
     yield "explode-at-half"
-    _METHODS.pop("explode-at-half")
+    METHODS.unregister("explode-at-half")
 
 
 def test_a_failing_unit_is_stored_and_excluded(tiny, tmp_path, exploding_method):

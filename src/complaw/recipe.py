@@ -249,7 +249,7 @@ class Evaluator:
                               new_tokens=r.new_tokens, rounds=r.repeats, bound=r.noisy_dispersion)
 
     def __call__(self, model, *, with_runtime: bool = True) -> Metrics:
-        from complaw.compress.registry import count_parameters
+        from complaw.models.params import count_parameters
 
         # Runtime first: right after a compression it is then timed close to the base model's paired
         # measurement (see run_unit), before minutes of evaluation let the machine's speed drift.

@@ -197,16 +197,42 @@ def compress_command(
         _print_record(record)
 
 
-def methods_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the registered compression methods."""
+def methods_command(
+    method: str | None = typer.Argument(None, help="A method: print its options (type, default, help).",
+                                        show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the registered compression methods, or one method's options with their types, defaults and help."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if method is not None:
+        from complaw.compress import get_method
+
+        spec = get_method(method)  # an unknown name: one line naming the registered ones
+        rows = spec.option_rows()
+        if as_json:
+            typer.echo(json.dumps({"name": spec.name, "needs_calibration": spec.needs_calibration,
+                                   "description": spec.description, "options": rows}, indent=2))
+            return
+        console = Console(width=max(Console().width, 140))
+        console.print(f"[bold]{spec.name}[/bold] — {spec.description}"
+                      f"{' (needs calibration data)' if spec.needs_calibration else ''}", highlight=False)
+        table = Table("option", "type", "default", "help")
+        for row in rows:
+            table.add_row(row["option"], row["type"], row["default"], row["help"])
+        console.print(table)
+        example = next((r for r in rows if r["default"] != "None"), rows[0]) if rows else None
+        console.print(f"set with --option KEY=VALUE (compress, run) or method_options in a spec; e.g. --option "
+                      f"{example['option']}={example['default'].strip(chr(39))}" if example else "no options",
+                      highlight=False, markup=False)
+        return
     rows = method_table()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table("method", "calibration", "description")
     for row in rows:
         table.add_row(row["name"], "yes" if row["needs_calibration"] else "no", row["description"])
     Console().print(table)
+    Console().print("options of one method: complaw methods METHOD", highlight=False)

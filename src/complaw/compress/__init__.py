@@ -1,15 +1,22 @@
-"""Compression methods, registered by name. Importing this package registers the built-ins."""
+"""Compression methods, registered by name.
+
+The built-in methods live one per module (``ffn``, ``layerdrop``, ``prunenet``, ``quant``, ``slicegpt``); the
+registry imports them on its first use (:data:`~complaw.compress.registry.METHODS`), so importing this package
+stays light and a new module is one line in the registry's ``builtins``, or a plugin (:mod:`complaw.registry`).
+"""
 
 from complaw.compress.registry import (
+    METHODS,
     CompressionRecord,
     available_methods,
     compress,
-    count_parameters,
     get_method,
     register_method,
 )
+from complaw.models.params import count_parameters
 
 __all__ = [
+    "METHODS",
     "CompressionRecord",
     "available_methods",
     "compress",
@@ -17,9 +24,3 @@ __all__ = [
     "get_method",
     "register_method",
 ]
-
-from complaw.compress import ffn as _ffn  # noqa: E402,F401  (registers 'random-ffn', 'magnitude-ffn', 'maxabs-ffn')
-from complaw.compress import layerdrop as _layerdrop  # noqa: E402,F401  (registers 'layer-drop')
-from complaw.compress import prunenet as _prunenet  # noqa: E402,F401  (registers 'prunenet')
-from complaw.compress import quant as _quant  # noqa: E402,F401  (registers rtn-int8/4/3, magnitude-sparse, sparse-2:4)
-from complaw.compress import slicegpt as _slicegpt  # noqa: E402,F401  (registers 'slicegpt')

@@ -180,6 +180,9 @@ def magnitude_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: in
     """Keep the ``floor((1 - ratio) * n)`` neurons with the largest :func:`magnitude_scores` per layer.
 
     Deterministic; ``seed`` is accepted for a uniform method signature and ignored.
+
+    Args:
+        round_to: round the kept size down to a multiple of this.
     """
     del seed
 
@@ -204,6 +207,9 @@ def maxabs_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: int =
     """Keep the ``floor((1 - ratio) * n)`` neurons with the largest :func:`maxabs_scores` per layer.
 
     Deterministic; ``seed`` is accepted for a uniform method signature and ignored.
+
+    Args:
+        round_to: round the kept size down to a multiple of this.
     """
     del seed
 

@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from complaw.compress.calibration import calibration_windows
-from complaw.compress.registry import register_method, tensor_fingerprint
+from complaw.compress.registry import register_method
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
+from complaw.models.params import tensor_fingerprint
 
 
 def calibration_batches(calibration: Any = None, *, tokenizer: Any = None, model: nn.Module | None = None,

@@ -38,7 +38,6 @@ scores show.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -51,9 +50,10 @@ import torch
 from torch import nn
 
 from complaw.compress.ffn import ffn_size, kept_rows, slice_ffn_rows, topk_indices
-from complaw.compress.registry import register_method, tensor_fingerprint
+from complaw.compress.registry import register_method
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
+from complaw.models.params import tensor_fingerprint
 
 SELECTIONS = ("sample", "topk")
 FEATURES = ("abs", "signed")
@@ -575,11 +575,13 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
     "prunenet",
     description="PruneNet (calibration-free): a REINFORCE-trained row scorer with a spectral KS reward "
     "picks the FFN neurons to keep; train once, prune at any ratio.",
+    help_from=(PruneNetConfig,),
 )
 def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
              round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,
              advantage: str = "reward", draws: int = 1, entropy: float = 0.0, temperature: float = 1.0,
-             features: str = "abs", patience: int = 0, cache: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+             features: str = "abs", patience: int = 0, weight_decay: float = 0.01, discount: float = 0.99,
+             grad_clip: float = 1.0, cache: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """PruneNet through the method registry.
 
     Args:
@@ -592,9 +594,9 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
             and trained only when neither has it. The record's ``policy_source`` says which.
         selection: ``"sample"`` (the paper's noisy sampling, seeded) or ``"topk"`` (deterministic).
         round_to: round the kept size down to a multiple of this (e.g. 8 or 64).
-        episodes, lr, train_ratio, advantage, draws, entropy, temperature, features, patience: training
-            settings (see :class:`PruneNetConfig`), recorded in ``policy_config``; ignored when a trained
-            ``policy`` is given.
+        episodes, lr, train_ratio, advantage, draws, entropy, temperature, features, patience, weight_decay,
+            discount, grad_clip: training settings (each documented in :class:`PruneNetConfig`), recorded in
+            ``policy_config``; ignored when a trained ``policy`` is given.
         cache: read and write complaw's on-disk policy cache (``False``: memory only).
     """
     require(selection in SELECTIONS, f"selection={selection!r}: must be one of {', '.join(SELECTIONS)}")
@@ -606,7 +608,8 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
         details["kept_per_layer"] = [n] * num_layers
         return model, details
     config = PruneNetConfig(episodes=episodes, lr=lr, train_ratio=train_ratio, advantage=advantage, draws=draws,
-                            entropy=entropy, temperature=temperature, features=features, seed=seed, patience=patience)
+                            entropy=entropy, temperature=temperature, features=features, seed=seed, patience=patience,
+                            weight_decay=weight_decay, discount=discount, grad_clip=grad_clip)
     trained_policy, source, path = _resolve_policy(model, policy, config, cache)
     trained_now = source == "trained"
     fingerprint = model_fingerprint(model)
@@ -626,8 +629,3 @@ def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = Non
         prune_time_s=time.perf_counter() - start,
     )
     return model, details
-
-
-def pruned_copy(model: nn.Module, policy: PruneNetPolicy, ratio: float, **kwargs: Any) -> nn.Module:
-    """A pruned deep copy of ``model`` (the original is left intact) — handy for ratio sweeps."""
-    return prune_with_policy(copy.deepcopy(model), policy, ratio, **kwargs)[0]

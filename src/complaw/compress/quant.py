@@ -92,21 +92,33 @@ def _rtn(model: nn.Module, bits: int, group_size: int) -> tuple[nn.Module, dict[
 
 @register_method("rtn-int8", description="Weight-only RTN INT8, absmax per group (fake-quantised; removes no parameters).")
 def rtn_int8(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
-    """Round-to-nearest INT8 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0."""
+    """Round-to-nearest INT8 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
+
+    Args:
+        group_size: input columns that share one absmax scale (per output row).
+    """
     del ratio, seed
     return _rtn(model, 8, group_size)
 
 
 @register_method("rtn-int4", description="Weight-only RTN INT4, absmax per group (fake-quantised; removes no parameters).")
 def rtn_int4(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
-    """Round-to-nearest INT4 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0."""
+    """Round-to-nearest INT4 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
+
+    Args:
+        group_size: input columns that share one absmax scale (per output row).
+    """
     del ratio, seed
     return _rtn(model, 4, group_size)
 
 
 @register_method("rtn-int3", description="Weight-only RTN INT3, absmax per group (fake-quantised; removes no parameters).")
 def rtn_int3(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
-    """Round-to-nearest INT3 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0."""
+    """Round-to-nearest INT3 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
+
+    Args:
+        group_size: input columns that share one absmax scale (per output row).
+    """
     del ratio, seed
     return _rtn(model, 3, group_size)
 

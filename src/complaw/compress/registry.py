@@ -1,9 +1,13 @@
-"""The compression-method registry and the record every compression returns.
+"""The compression-method registry, each method's typed options, and the record every compression returns.
 
-A method is a function ``fn(model, ratio, *, seed, **options) -> (model, details)`` registered by name;
-:func:`compress` validates the ratio, times the call, counts parameters before and after, and returns
-the compressed model with a :class:`CompressionRecord`. Adding a method is one new module plus one
-``@register_method("name")`` line, never a branch in the pipeline.
+A method is a function ``fn(model, ratio, *, seed, **options) -> (model, details)`` registered by name with
+``@register_method("name")`` in its own module (the built-in modules are imported on the registry's first
+use; plugins come through :mod:`complaw.registry`). Its keyword options, with their type annotations,
+defaults and the ``Args:`` of its docstring, become a pydantic model (:attr:`MethodSpec.options`): every
+option has a type, a default and a help string, is validated before any work, printed by
+``complaw methods METHOD`` and stored, resolved, in the compression record. :func:`compress` validates the
+ratio and the options, times the call, counts parameters before and after, and returns the compressed model
+with a :class:`CompressionRecord`. Adding a method is one new module, never a branch in the pipeline.
 
     >>> model, record = compress(model, "prunenet", ratio=0.3, seed=0)
     >>> record.ratio, record.param_reduction   # the method's own setting vs the measured fraction removed
@@ -11,29 +15,53 @@ the compressed model with a :class:`CompressionRecord`. Adding a method is one n
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+import re
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from torch import nn
 
 from complaw.errors import ComplawError
+from complaw.models.params import count_parameters, tensor_fingerprint  # noqa: F401  (their old home)
+from complaw.registry import Registry
 
 MethodFn = Callable[..., tuple[nn.Module, dict[str, Any]]]
+
+#: Options that carry objects made at run time (not settings): validated as anything, kept out of records.
+RUNTIME_OPTIONS = ("tokenizer",)
+
+
+class MethodOptions(BaseModel):
+    """Base of every method's options model: strict types, unknown options refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered compression method."""
+    """A registered compression method.
+
+    Attributes:
+        options: the pydantic model of its options (field types, defaults and help strings).
+    """
 
     name: str
     fn: MethodFn
     needs_calibration: bool
     description: str
     pre_norm_only: bool = False  # relies on computational invariance: pure pre-norm families only
+    options: type[MethodOptions] = MethodOptions
+
+    def option_rows(self) -> list[dict[str, str]]:
+        """One row per option: name, type, default and help (what ``complaw methods METHOD`` prints)."""
+        return [{"option": name, "type": _type_name(f.annotation), "default": repr(f.default),
+                 "help": _plain(f.description or "")} for name, f in self.options.model_fields.items()]
 
 
 @dataclass
@@ -42,7 +70,8 @@ class CompressionRecord:
 
     ``ratio`` is the method's own compression setting; ``param_reduction`` is the measured fraction of
     parameters removed, (params_before - params_after) / params_before, which can differ a lot from
-    ``ratio`` (and be negative, e.g. SliceGPT on tied-embedding models at low ratios).
+    ``ratio`` (and be negative, e.g. SliceGPT on tied-embedding models at low ratios). ``options`` are the
+    method's options as resolved (defaults included; run-time objects such as a tokenizer left out).
     """
 
     method: str
@@ -60,23 +89,90 @@ class CompressionRecord:
         return asdict(self)
 
 
-_METHODS: dict[str, MethodSpec] = {}
+METHODS: Registry[MethodSpec] = Registry(
+    "method", unknown="method {name!r}: unknown compression method; available: {available}",
+    builtins=("complaw.compress.ffn", "complaw.compress.layerdrop", "complaw.compress.prunenet",
+              "complaw.compress.quant", "complaw.compress.slicegpt"))
 
 
 def register_method(name: str, *, needs_calibration: bool = False, description: str = "",
-                    pre_norm_only: bool = False):
-    """Decorator registering ``fn`` as compression method ``name``.
+                    pre_norm_only: bool = False, help_from: tuple[type, ...] = ()):
+    """Decorator registering ``fn`` as compression method ``name`` (a second method of the same name raises).
 
+    The options model is built from ``fn``'s keyword parameters after ``seed``: their annotations are the
+    types, their defaults the defaults, and the ``Args:`` entries of ``fn``'s docstring (or the
+    ``Attributes:`` of the classes in ``help_from``, which take precedence) the help strings.
     ``pre_norm_only=True`` marks a method that needs every norm before its block (SliceGPT's rotations):
     :func:`compress` refuses it on families with post-norms (Gemma-3) with one line saying why.
     """
 
     def deco(fn: MethodFn) -> MethodFn:
-        _METHODS[name] = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip(),
-                                    pre_norm_only)
+        spec = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip(), pre_norm_only,
+                          options_model(name, fn, help_from))
+        METHODS.register(name, spec, help=spec.description)
         return fn
 
     return deco
+
+
+def options_model(name: str, fn: Callable, help_from: tuple[type, ...] = ()) -> type[MethodOptions]:
+    """The pydantic model of ``fn``'s options (every keyword parameter but ``model``, ``ratio``, ``seed``)."""
+    hints = typing.get_type_hints(fn)
+    helps = _doc_entries(fn.__doc__ or "", "Args")
+    for cls in help_from:
+        helps.update(_doc_entries(cls.__doc__ or "", "Attributes"))
+    fields: dict[str, Any] = {}
+    for key, p in inspect.signature(fn).parameters.items():
+        if key in ("model", "ratio", "seed") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"method {name!r}: option {key!r} needs a default (options are keyword settings)")
+        annotation = Any if key in RUNTIME_OPTIONS else hints.get(key, Any)
+        fields[key] = (annotation, Field(p.default, description=helps.get(key, "")))
+    model_name = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) + "Options"
+    return create_model(model_name, __base__=MethodOptions, **fields)
+
+
+def _doc_entries(doc: str, section: str) -> dict[str, str]:
+    """``name: text`` entries of a Google-style docstring section (``a, b: text`` gives both the text)."""
+    lines = inspect.cleandoc(doc).splitlines()
+    out: dict[str, str] = {}
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == section + ":")
+    except StopIteration:
+        return out
+    indent, names = None, []
+    for ln in lines[start + 1:]:
+        if not ln.strip():
+            continue
+        depth = len(ln) - len(ln.lstrip())
+        if depth == 0:
+            break
+        if indent is None:
+            indent = depth
+        m = re.match(r"\s*([\w, ]+?):\s*(.*)", ln) if depth == indent else None
+        if m:
+            names = [n.strip() for n in m.group(1).split(",") if n.strip()]
+            for n in names:
+                out[n] = m.group(2).strip()
+        elif depth > indent and names:
+            for n in names:
+                out[n] = (out[n] + " " + ln.strip()).strip()
+        elif depth < indent:
+            break
+    return out
+
+
+def _plain(text: str) -> str:
+    """A docstring fragment as plain text: ``:func:`x``` and ````x```` become ``x``."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is Any:
+        return "any"
+    text = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
+    return text or str(annotation).replace("typing.", "").replace("NoneType", "None")
 
 
 def unsupported_reason(method: str, model_or_config) -> str | None:
@@ -101,77 +197,43 @@ def check_family(method: str, model_or_config) -> None:
 
 
 def available_methods() -> dict[str, MethodSpec]:
-    """All registered methods by name (importing :mod:`complaw.compress` registers the built-ins)."""
-    return dict(sorted(_METHODS.items()))
+    """All registered methods by name (the built-in modules and plugins are imported on first use)."""
+    return dict(METHODS.items())
 
 
 def get_method(name: str) -> MethodSpec:
-    if name not in _METHODS:
-        raise ComplawError(
-            f"method {name!r}: unknown compression method; available: {', '.join(sorted(_METHODS))}"
-        )
-    return _METHODS[name]
+    return METHODS.get(name)
 
 
-def check_options(method: str, options: dict[str, Any]) -> None:
-    """Fail with one line on an option ``method`` does not take, or a value of the wrong kind.
+def check_options(method: str, options: dict[str, Any]) -> MethodOptions:
+    """The method's validated options; an option it does not take, or a value of the wrong type, is one line.
 
-    A value must match the kind of the option's default (bool, int, float, str); a number where a
-    string is expected, or a string where a number is, is a user error, not a crash deep in the method.
+    Types are strict (a string where a number is expected, a number where a string is, is a user error, not a
+    crash deep in the method); an integer is accepted for a float option.
     """
     spec = get_method(method)
-    params = {k: p for k, p in inspect.signature(spec.fn).parameters.items() if k not in ("model", "ratio", "seed")}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key, value in options.items():
-        p = params.get(key)
-        if p is None:
-            if takes_any:
-                continue
-            named = [k for k, q in params.items() if q.kind is not inspect.Parameter.VAR_KEYWORD]
+    model = spec.options
+    for key in options:
+        if key not in model.model_fields:
             raise ComplawError(f"option {key}: method {method!r} takes no such option; it takes "
-                               f"{', '.join(named) or 'none'}")
-        default = p.default
-        if isinstance(default, bool):
-            ok, kind = isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        elif isinstance(default, float):
-            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        elif isinstance(default, str):
-            ok, kind = isinstance(value, str), "a string"
-        else:
-            continue
-        if not ok:
-            raise ComplawError(f"option {key}={value!r}: method {method!r} needs {kind} here, e.g. {key}={default}")
+                               f"{', '.join(model.model_fields) or 'none'} (complaw methods {method})")
+    try:
+        return model(**options)
+    except ValidationError as err:
+        e = err.errors()[0]
+        key = str(e["loc"][0]) if e["loc"] else "?"
+        f = model.model_fields.get(key)
+        kind = _kind_words(f.annotation) if f is not None else "another value"
+        raise ComplawError(f"option {key}={options.get(key)!r}: method {method!r} needs {kind} here, e.g. "
+                           f"{key}={f.default if f is not None else ''} (complaw methods {method})") from None
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of distinct parameters (tied weights counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
-def tensor_fingerprint(tensors, salt: str = "") -> str:
-    """A short hash of tensors: their shapes, a strided sample of ~64k values each and their row sums.
-
-    Two different checkpoints (even a fine-tune of one another) do not collide, while hashing a 7B
-    model stays cheap. Methods use it to key in-memory caches (a PruneNet policy, ShortGPT block
-    influences) so that a sweep over ratios does the ratio-independent work once.
-    """
-    h = hashlib.sha256(salt.encode())
-    for t in tensors:
-        flat = t.detach().flatten()
-        step = max(1, flat.numel() // 65536)
-        h.update(str(tuple(t.shape)).encode())
-        h.update(flat[::step].float().cpu().numpy().tobytes())
-        rows = t.detach().float().reshape(t.shape[0], -1) if t.dim() else t.detach().float().reshape(1, 1)
-        h.update(rows.sum(dim=1).cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
+def _kind_words(annotation: Any) -> str:
+    """``int`` → "an integer", ``float | None`` → "a number or null", … for one-line errors."""
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    parts = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    return " or ".join(words.get(a, _type_name(a)) for a in parts)
 
 
 def check_ratio(ratio: float) -> float:
@@ -199,11 +261,11 @@ def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **op
     """
     spec = get_method(method)
     ratio = check_ratio(ratio)
-    check_options(method, options)
+    resolved = check_options(method, options)
     check_family(method, model)
     before = count_parameters(model)
     start = time.perf_counter()
-    model, details = spec.fn(model, ratio, seed=seed, **options)
+    model, details = spec.fn(model, ratio, seed=seed, **dict(resolved))
     wall = time.perf_counter() - start
     after = count_parameters(model)
     kept = details.pop("kept_per_layer", [])
@@ -211,7 +273,7 @@ def compress(model: nn.Module, method: str, ratio: float, *, seed: int = 0, **op
         method=method,
         ratio=ratio,
         seed=seed,
-        options={k: _jsonable(v) for k, v in options.items()},
+        options={k: _jsonable(v) for k, v in dict(resolved).items() if k not in RUNTIME_OPTIONS},
         params_before=before,
         params_after=after,
         param_reduction=(before - after) / before,

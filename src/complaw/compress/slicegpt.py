@@ -34,11 +34,12 @@ import torch
 from torch import nn
 
 from complaw.compress.calibration import calibration_windows
-from complaw.compress.registry import check_family, check_ratio, count_parameters, register_method
+from complaw.compress.registry import check_family, check_ratio, register_method
 from complaw.errors import ComplawError
 from complaw.models.adapters import FamilyAdapter, get_adapter
 from complaw.models.io import register_loader
 from complaw.models.io import save as io_save
+from complaw.models.params import count_parameters
 from complaw.models.sliced import (
     LayerDims,
     SlicedDecoderLayer,
@@ -399,7 +400,7 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         calibration: texts, a file path, ``zoo:SPLIT``, a dataset id ``NAME[:CONFIG]``, token ids, or None
             for the zoo's calibration split.
         tokenizer: used to tokenise text calibration data (default: the model's own).
-        calibration_samples / calibration_seqlen: N sequences of T tokens. Default: a token budget for the
+        calibration_samples, calibration_seqlen: N sequences of T tokens. Default: a token budget for the
             device the PCA runs on (:func:`default_calibration_budget`): the reference's 128 x 2048 on an
             accelerator, 32 x 512 (16,384 tokens) on a CPU. The budget used is in ``details["calibration"]``.
         calibration_batch_size: sequences per forward pass.

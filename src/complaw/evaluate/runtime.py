@@ -125,7 +125,7 @@ def measure_runtime(model, *, batch_size: int = 1, seq_len: int = 128, new_token
     decode_times = [decode() for _ in range(max(1, repeats // 2))]
     model.train(was_training)
     decode_s = statistics.median(decode_times)
-    from complaw.compress.registry import count_parameters
+    from complaw.models.params import count_parameters
 
     lin = linear_params(model)
     return RuntimeResult(
@@ -192,7 +192,7 @@ def measure_paired(base, compressed, *, batch_size: int = 1, seq_len: int = 128,
                    rounds: int = 7, warmup: int = 2, seed: int = 0, bound: float = NOISY_DISPERSION) -> PairedRuntime:
     """Time ``base`` and ``compressed`` interleaved: ``rounds`` rounds of one prefill each (the order flips every
     round), then decode rounds the same way. See :class:`PairedRuntime`."""
-    from complaw.compress.registry import count_parameters
+    from complaw.models.params import count_parameters
 
     models = (base, compressed)
     states = [m.training for m in models]
