@@ -53,10 +53,13 @@ class Registry(Generic[T]):
         kind: what an entry is, for messages ("method", "law form", …).
         unknown: the one-line error for an unknown name, formatted with ``name`` and ``available``.
         builtins: modules whose import registers the built-in entries (imported on first use).
+        ordered: list the names in registration order (default: sorted).
     """
 
-    def __init__(self, kind: str, *, unknown: str | None = None, builtins: Sequence[str] = ()):
+    def __init__(self, kind: str, *, unknown: str | None = None, builtins: Sequence[str] = (),
+                 ordered: bool = False):
         self.kind = kind
+        self.ordered = ordered
         self.unknown = unknown or (kind + " {name!r}: unknown; available: {available}")
         self.builtins = tuple(builtins)
         self._entries: dict[str, _Entry] = {}
@@ -116,9 +119,9 @@ class Registry(Generic[T]):
         return entry.obj
 
     def names(self) -> list[str]:
-        """Registered names, sorted (lazy entries are not imported)."""
+        """Registered names, sorted or in registration order (lazy entries are not imported)."""
         self._ensure()
-        return sorted(self._entries)
+        return list(self._entries) if self.ordered else sorted(self._entries)
 
     def help(self, name: str) -> str:
         self._ensure()
@@ -127,11 +130,11 @@ class Registry(Generic[T]):
         return self._entries[name].help
 
     def entries(self) -> list[tuple[str, str]]:
-        """``(name, help)`` of every entry, sorted, without importing lazy ones."""
+        """``(name, help)`` of every entry, in :meth:`names` order, without importing lazy ones."""
         return [(n, self._entries[n].help) for n in self.names()]
 
     def items(self) -> list[tuple[str, T]]:
-        """``(name, entry)`` of every entry, sorted (imports the lazy ones)."""
+        """``(name, entry)`` of every entry, in :meth:`names` order (imports the lazy ones)."""
         return [(n, self.get(n)) for n in self.names()]
 
     def __contains__(self, name: object) -> bool:

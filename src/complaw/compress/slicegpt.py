@@ -27,7 +27,6 @@ import logging
 import math
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,17 +36,14 @@ from complaw.compress.calibration import calibration_windows
 from complaw.compress.registry import check_family, check_ratio, register_method
 from complaw.errors import ComplawError
 from complaw.models.adapters import FamilyAdapter, get_adapter
-from complaw.models.io import register_loader
-from complaw.models.io import save as io_save
 from complaw.models.params import count_parameters
 from complaw.models.sliced import (
     LayerDims,
     SlicedDecoderLayer,
     SliceStructure,
-    load_sliced,
-    rename_weights,
     replace_with_sliced_layers,
     rms_eps,
+    save_sliced,  # noqa: F401  (saving lives with the sliced model; re-exported for ``compress.slicegpt`` users)
     untie_config,
 )
 
@@ -363,7 +359,7 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     _rotate_inputs(adapter.head(model), q[:, :k_in])
     structure.head = k_in
     model.complaw_slicegpt = structure
-    model.complaw_saver = save_sliced  # complaw.models.io.save(model, ...) then writes the sliced format
+    model.complaw_format = "slicegpt"  # complaw.models.io.save(model, ...) then writes the sliced format
     return structure, timings
 
 
@@ -470,37 +466,3 @@ def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any 
         "timings": timings,
     }
     return model, details
-
-
-def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
-                extra: dict[str, Any] | None = None) -> Path:
-    """Save a SliceGPT model: base-family config.json, ``slicegpt*.safetensors``, structure in complaw.json.
-
-    Load it back with ``complaw.load(path)``. ``from_pretrained(path)`` deliberately finds no
-    ``model.safetensors`` and fails: a plain HF model cannot hold the shortcut matrices and sliced widths.
-    """
-    if hasattr(model, "peft_config"):  # a PeftModel would save only its adapter under our weights' name
-        raise ComplawError("model: LoRA-wrapped SliceGPT model; call merge_and_unload() before saving it")
-    structure = getattr(model, "complaw_slicegpt", None)
-    if structure is None:
-        raise ComplawError("model: not a SliceGPT model (no slicing structure); compress it with method 'slicegpt'")
-    extra = {**(extra or {}), "slicegpt": {
-        "structure": structure.to_dict(),
-        "base_config": model.config.to_dict(),
-        "note": "load with complaw.load(path); transformers' from_pretrained cannot rebuild a sliced model",
-    }}
-    out = io_save(model, path, record=record, tokenizer=tokenizer, fmt="slicegpt", extra=extra)
-    rename_weights(out)
-    return out
-
-
-def _load(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
-    from complaw.models.io import read_meta
-
-    model = load_sliced(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-    model.complaw_slicegpt = SliceStructure.from_dict(read_meta(path)["slicegpt"]["structure"])
-    model.complaw_saver = save_sliced
-    return model
-
-
-register_loader("slicegpt", _load)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from complaw.errors import ComplawError
+from complaw.registry import Registry
 
 HIGHER = "higher"  # higher is better (accuracy)
 LOWER = "lower"  # lower is better (loss, perplexity, runtime)
@@ -235,17 +236,19 @@ class LawForm:
         return ", ".join(f"{p} {'>' if s > 0 else '<'} 0" for p, s in conds.items()) or "none"
 
 
-_FORMS: dict[str, LawForm] = {}
+#: The law forms by name (``complaw forms`` lists them, in registration order).
+FORMS: Registry[LawForm] = Registry("law form", ordered=True)
 
 
 def register_form(form: LawForm) -> LawForm:
+    """Register ``form`` under its name (a second form of the same name raises)."""
     form = replace(form, default_intercept=form.intercept)
-    _FORMS[form.name] = form
+    FORMS.register(form.name, form, help=form.formula)
     return form
 
 
 def available_forms() -> dict[str, LawForm]:
-    return dict(_FORMS)
+    return {name: FORMS.get(name) for name in FORMS.names()}
 
 
 def get_form(name: str | LawForm) -> LawForm:
@@ -253,12 +256,12 @@ def get_form(name: str | LawForm) -> LawForm:
     if isinstance(name, LawForm):
         return name
     base, _, suffix = str(name).strip().partition("+")
-    if base not in _FORMS or suffix not in ("", "0", "1"):
+    if base not in FORMS or suffix not in ("", "0", "1"):
         raise ComplawError(
-            f"form {name!r}: unknown law form; available: {', '.join(_FORMS)} "
+            f"form {name!r}: unknown law form; available: {', '.join(FORMS.names())} "
             "(append +1 for an intercept, +0 for none)"
         )
-    form = _FORMS[base]
+    form = FORMS.get(base)
     if suffix:
         form = form.with_intercept(suffix == "1")
     return form

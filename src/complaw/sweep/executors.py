@@ -18,23 +18,21 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from complaw.errors import ComplawError
+from complaw.registry import Registry
 
 Executor = Callable[[Iterable[Any], Callable[[Any], Any]], Iterator[tuple[Any, Any]]]
-_EXECUTORS: dict[str, Callable[..., Executor]] = {}
+#: Executor factories by name: ``factory(**options) -> executor``.
+EXECUTORS: Registry[Callable[..., Executor]] = Registry(
+    "executor", unknown="--executor {name!r}: unknown; use one of {available}")
 
 
 def register_executor(name: str):
-    def deco(factory):
-        _EXECUTORS[name] = factory
-        return factory
-
-    return deco
+    """Decorator registering an executor factory under ``name`` (a second one of the same name raises)."""
+    return EXECUTORS.register(name)
 
 
 def get_executor(name: str, **options) -> Executor:
-    if name not in _EXECUTORS:
-        raise ComplawError(f"--executor {name!r}: unknown; use one of {', '.join(sorted(_EXECUTORS))}")
-    return _EXECUTORS[name](**options)
+    return EXECUTORS.get(name)(**options)
 
 
 @register_executor("local")
