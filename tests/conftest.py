@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Every tests/plugins/*.py is a plugin (complaw.registry): its registrations appear in this process's registries
+# and in every complaw process a test starts, without any other file naming them.
+PLUGINS = sorted(str(p) for p in Path(__file__).parent.joinpath("plugins").glob("*.py"))
+os.environ["COMPLAW_PLUGINS"] = ",".join(filter(None, [os.environ.get("COMPLAW_PLUGINS", ""), *PLUGINS]))
 
 
 TEXT = "\n".join(f"def function_{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(400))

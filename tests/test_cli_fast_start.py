@@ -6,6 +6,7 @@ interpreter, since this test process has long imported torch (conftest).
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -25,7 +26,9 @@ print(json.dumps({{"code": code, "loaded": [m for m in {HEAVY!r} if m in sys.mod
 
 def probe(*argv: str, preload: str = "") -> dict:
     code = (f"import {preload}\n" if preload else "") + PROBE
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    # without the test plugins (conftest): the CLI's own imports, not those of a plugin that uses torch
+    env = {k: v for k, v in os.environ.items() if k != "COMPLAW_PLUGINS"}
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -26,7 +26,7 @@ from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig
 from complaw.recover import RFTConfig
 
 
-class MethodSpec(BaseModel):
+class SweepMethod(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., description="Registered compression method")
@@ -54,7 +54,7 @@ class SweepSpec(BaseModel):
 
     name: str = Field("sweep", description="Name of the sweep (stored with every record)")
     models: list[str] = Field(..., min_length=1, description="Base models: zoo:NAME, real:NAME, .gguf files, directories or hub ids")
-    methods: list[MethodSpec] = Field(..., min_length=1, description="Compression methods")
+    methods: list[SweepMethod] = Field(..., min_length=1, description="Compression methods")
     ratios: list[float] = Field(..., min_length=1, description="Compression ratios in [0, 1)")
     rft_samples: list[int] = Field(default_factory=lambda: [0], min_length=1, description="D values (0: no RFT)")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds (compression and RFT)")
@@ -112,7 +112,7 @@ class SweepSpec(BaseModel):
 
         return Path(self.report.format(name=safe_name(self.name))) if self.report else None
 
-    def experiment(self, model: str, method: MethodSpec, ratio: float, d: int, seed: int) -> ExperimentConfig:
+    def experiment(self, model: str, method: SweepMethod, ratio: float, d: int, seed: int) -> ExperimentConfig:
         return ExperimentConfig(
             model=model, method=method.name, ratio=ratio, method_options=method.options,
             calibration=method.calibration, seed=seed, rft=self.rft.model_copy(update={"samples": d, "seed": seed}),
