@@ -37,7 +37,7 @@ with torch.inference_mode():
 loaded = current_rss_bytes()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 t = time.process_time()
-_, rec = recover(model, tok, RFTConfig(samples=samples, seq_len=128, batch_size=8))
+_, rec = recover(model, tok, RFTConfig(rft_samples=samples, seq_len=128, batch_size=8))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"loaded": loaded, "peak": peak, "peak_before_rft": before, "cpu_s": time.process_time() - t,
                   "final_loss": rec.final_loss, "steps": rec.steps}))

@@ -74,11 +74,11 @@ def test_saturated(metrics, kind):
 def _metrics(tasks, loss=2.7):
     avg = sum(m.get("acc_norm", m["acc"]) for m in tasks.values()) / len(tasks)
     return Metrics(test_loss=loss, perplexity=float(np.exp(loss)), test_tokens=1000, tasks=tasks, avg_acc=avg,
-                   avg_acc_raw=avg, params=100, latency_s=0.01)
+                   avg_acc_raw=avg, params=100, prefill_latency_s=0.01)
 
 
 def _record(r, easy_acc, hard_acc, D=0):
-    cfg = ExperimentConfig(model="real:smollm2-135m", method="prunenet", ratio=r, rft={"samples": D})
+    cfg = ExperimentConfig(model="real:smollm2-135m", method="prunenet", ratio=r, rft={"rft_samples": D})
     base = _metrics({"zoo_easy": {"acc": 1.0, "acc_stderr": 0.0, "n": 20.0},
                      "zoo_hard": {"acc": 0.62, "acc_stderr": 0.034, "chance": 0.25, "n": 200.0}})
     comp = _metrics({"zoo_easy": {"acc": easy_acc, "acc_stderr": 0.05, "n": 20.0},

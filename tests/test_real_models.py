@@ -148,7 +148,7 @@ def test_complaw_run_with_rft_lowers_the_loss_at_r_0_5(path):
     from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
     from complaw.recover import RFTConfig
 
-    cfg = ExperimentConfig(model=path, method="random-ffn", ratio=0.5, rft=RFTConfig(samples=16, seq_len=128),
+    cfg = ExperimentConfig(model=path, method="random-ffn", ratio=0.5, rft=RFTConfig(rft_samples=16, seq_len=128),
                            eval=EvalConfig(max_blocks=8, tasks=[]), runtime=RuntimeConfig(enabled=False),
                            device="cpu")
     record = run_experiment(cfg)

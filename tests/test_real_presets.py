@@ -27,11 +27,13 @@ def test_real_presets_are_the_study_on_smollm2():
 
 def test_new_settings_at_their_default_keep_the_config_hash():
     """An old store's records keep matching: the runtime protocol, the noisy bound and extra test sets were
-    added after stores were written; at their defaults they stay out of the hash."""
+    added after stores were written; at their defaults they stay out of the hash. Settings renamed since (#16:
+    rft.samples → rft_samples, rft.warmup → warmup_fraction) hash under their first names."""
     cfg = ExperimentConfig(model="zoo:llama-xs", method="prunenet", ratio=0.3)
     d = cfg.model_dump(mode="json")
     for section, key in (("runtime", "protocol"), ("runtime", "noisy_dispersion"), ("eval", "extra_test_data")):
         d[section].pop(key)
+    d["rft"]["samples"], d["rft"]["warmup"] = d["rft"].pop("rft_samples"), d["rft"].pop("warmup_fraction")
     import hashlib
     import json
 
@@ -53,7 +55,7 @@ def _record(r: float, noisy: bool = False) -> ExperimentRecord:
                    tasks={"zoo_nextline": {"acc": 0.8, "acc_stderr": 0.064, "n": 40.0, "chance": 0.25}},
                    losses={"loss_prose_test": 3.2})
     comp = Metrics(test_loss=2.7 * (1 + r) ** 2, perplexity=1.0, test_tokens=2000, params=80, avg_acc=0.8 - r / 2,
-                   tasks=tasks, losses={"loss_prose_test": 3.2 * (1 + r)}, latency_s=0.02)
+                   tasks=tasks, losses={"loss_prose_test": 3.2 * (1 + r)}, prefill_latency_s=0.02)
     rt = {"speedup": (1 + r) ** 0.8, "noisy": noisy, "dispersion": 0.3 if noisy else 0.02,
           "flop_ideal_speedup": 1 / (1 - r / 2)}
     return ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, status="success", base=base,

@@ -18,7 +18,7 @@ from conftest import TEXT
 
 def config(tiny, **kw):
     base = dict(model=str(tiny / "model"), method="random-ffn", ratio=0.5,
-                rft=RFTConfig(samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3),
+                rft=RFTConfig(rft_samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3),
                 eval=EvalConfig(test_data=str(tiny / "test.jsonl"), seq_len=32, max_blocks=16, tasks=[]),
                 runtime=RuntimeConfig(seq_len=16, new_tokens=4, repeats=2))
     base.update(kw)
@@ -38,11 +38,11 @@ def test_recovery_samples_are_nested_and_counted(tiny):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny / "model")
-    small = recovery_blocks(tok, RFTConfig(samples=4, seq_len=32, dataset=str(tiny / "train.txt")))
-    large = recovery_blocks(tok, RFTConfig(samples=8, seq_len=32, dataset=str(tiny / "train.txt")))
+    small = recovery_blocks(tok, RFTConfig(rft_samples=4, seq_len=32, dataset=str(tiny / "train.txt")))
+    large = recovery_blocks(tok, RFTConfig(rft_samples=8, seq_len=32, dataset=str(tiny / "train.txt")))
     assert small.shape == (4, 32) and torch.equal(large[:4], small)
     with pytest.raises(ComplawError, match="holds only"):
-        recovery_blocks(tok, RFTConfig(samples=10**6, seq_len=32, dataset=str(tiny / "train.txt")))
+        recovery_blocks(tok, RFTConfig(rft_samples=10**6, seq_len=32, dataset=str(tiny / "train.txt")))
 
 
 def test_loss_is_token_weighted_and_excludes_padding(tiny):
@@ -70,11 +70,11 @@ def test_rft_zero_is_a_noop_and_positive_d_trains(tiny):
     tok = AutoTokenizer.from_pretrained(tiny / "model")
     model = AutoModelForCausalLM.from_pretrained(tiny / "model")
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    same, rec = recover(model, tok, RFTConfig(samples=0))
-    assert rec.samples == 0 and all(torch.equal(before[k], v) for k, v in same.state_dict().items())
+    same, rec = recover(model, tok, RFTConfig(rft_samples=0))
+    assert rec.rft_samples == 0 and all(torch.equal(before[k], v) for k, v in same.state_dict().items())
     blocks = token_blocks([TEXT], tok, 32, max_blocks=8)
     start = lm_loss(model, blocks).loss
-    tuned, rec = recover(model, tok, RFTConfig(samples=32, seq_len=32, dataset=str(tiny / "train.txt"),
+    tuned, rec = recover(model, tok, RFTConfig(rft_samples=32, seq_len=32, dataset=str(tiny / "train.txt"),
                                                batch_size=4, lr=3e-3))
     assert rec.tokens == 32 * 32 and rec.steps == 8 and type(tuned) is LlamaForCausalLM  # merged, plain model
     assert lm_loss(tuned, blocks).loss < start
@@ -95,10 +95,10 @@ def test_recipe_record_is_complete_and_deterministic(tiny, tmp_path):
     b = run_experiment(cfg)
     assert a.status == "success", a.error
     assert a.config_hash == cfg.config_hash() and len(a.config_hash) == 16
-    assert a.compression["param_reduction"] > 0 and a.rft["samples"] == 16
+    assert a.compression["param_reduction"] > 0 and a.rft["rft_samples"] == 16
     assert a.recovered.test_loss < a.compressed.test_loss
-    assert a.base.latency_s > 0 and set(a.versions) >= {"torch", "transformers", "peft", "lm_eval"}
-    assert a.base_latency_s == a.base.latency_s  # the base's time from the unit's paired measurement
+    assert a.base.prefill_latency_s > 0 and set(a.versions) >= {"torch", "transformers", "peft", "lm_eval"}
+    assert a.base_latency_s == a.base.prefill_latency_s  # the base's time from the unit's paired measurement
     assert a.runtime["protocol"] == "interleaved" and a.runtime["speedup"] > 0 and len(a.runtime["ratios"]) == \
         cfg.runtime.repeats
     strip = lambda r: r.model_dump(exclude={"timings_s", "started_at", "finished_at", "base", "compressed",  # noqa: E731
@@ -117,7 +117,7 @@ def test_recipe_errors_are_clear_or_recorded(tiny):
         run_experiment(config(tiny, eval=EvalConfig(test_data=str(tiny / "test.jsonl"), seq_len=32,
                                                     max_blocks=4, tasks=["no_such_task"])))
     with pytest.raises(ComplawError, match="no such file"):
-        run_experiment(config(tiny, rft=RFTConfig(samples=4, dataset=str(tiny / "nope.txt"))))
+        run_experiment(config(tiny, rft=RFTConfig(rft_samples=4, dataset=str(tiny / "nope.txt"))))
     with pytest.raises(ComplawError, match="unknown compression method"):
         run_experiment(config(tiny, method="nope"))
 
@@ -132,7 +132,7 @@ def test_nan_model_gives_an_invalid_record(tiny, tmp_path):
     for f in (tiny / "model").glob("tokenizer*"):
         (tmp_path / "nan" / f.name).write_bytes(f.read_bytes())
     rec = run_experiment(config(tiny, model=str(tmp_path / "nan"), runtime=RuntimeConfig(enabled=False),
-                                rft=RFTConfig(samples=0)))
+                                rft=RFTConfig(rft_samples=0)))
     assert rec.status == "invalid" and "nan" in rec.error.lower()
     assert rec.base is not None and math.isnan(rec.base.test_loss)
 
@@ -141,7 +141,7 @@ def test_every_d_of_a_unit_starts_from_the_compressed_weights(tiny):
     """Two D > 0 in one unit (the snapshot is restored before the second) = each D run alone."""
     from complaw.recipe import run_unit
 
-    cfgs = [config(tiny, rft=RFTConfig(samples=d, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4,
+    cfgs = [config(tiny, rft=RFTConfig(rft_samples=d, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4,
                                        lr=3e-3), runtime=RuntimeConfig(enabled=False)) for d in (0, 8, 16)]
     together = run_unit(cfgs)
     alone = [run_unit([c])[0] for c in cfgs[1:]]
@@ -211,7 +211,7 @@ def test_compress_and_run_compute_in_one_dtype(tiny, tmp_path):
     rule = dtype_name(resolve_device("auto", "auto")[1])
     comp = run_compress(str(ckpt), "random-ffn", 0.5, out=tmp_path / "c")
     rec = run_experiment(config(tiny, model=str(ckpt), runtime=RuntimeConfig(enabled=False),
-                                rft=RFTConfig(samples=0)))
+                                rft=RFTConfig(rft_samples=0)))
     assert comp.details["dtype"] == rec.dtype == rec.compression["details"]["dtype"] == rule
     assert comp.details["device"] == rec.device
     assert json.loads((tmp_path / "c" / "complaw.json").read_text())["dtype"] == rule
@@ -222,7 +222,7 @@ def test_compress_and_run_compute_in_one_dtype(tiny, tmp_path):
                  "--device", "cpu", "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "complaw.json").read_text())["dtype"] == "bfloat16"
     rec = run_experiment(config(tiny, model=str(ckpt), dtype="bfloat16", device="cpu",
-                                runtime=RuntimeConfig(enabled=False), rft=RFTConfig(samples=0)))
+                                runtime=RuntimeConfig(enabled=False), rft=RFTConfig(rft_samples=0)))
     assert rec.dtype == "bfloat16"
 
 
@@ -245,7 +245,7 @@ def test_activation_checkpointing_changes_no_number_of_rft(tiny, monkeypatch):
     import complaw.recover as rc
 
     tok = AutoTokenizer.from_pretrained(tiny / "model")
-    cfg = RFTConfig(samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
+    cfg = RFTConfig(rft_samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
     model = AutoModelForCausalLM.from_pretrained(tiny / "model")
     with rc.activation_checkpointing(model) as on:
         assert on and model.model.layers[0].gradient_checkpointing
@@ -281,7 +281,7 @@ def test_chunked_rft_loss_equals_hf_loss_and_gradients(tiny, monkeypatch):
         assert torch.allclose(g_ours[n], p.grad, rtol=1e-4, atol=1e-6), n
     # a whole RFT run on either loss: the same curve to float rounding
     tok = AutoTokenizer.from_pretrained(tiny / "model")
-    cfg = RFTConfig(samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
+    cfg = RFTConfig(rft_samples=16, seq_len=32, dataset=str(tiny / "train.txt"), batch_size=4, lr=3e-3)
     _, chunked = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)
     monkeypatch.setattr(rc, "causal_lm_loss", lambda m, x, **kw: m(input_ids=x, labels=x, **kw).loss)
     _, hf = recover(AutoModelForCausalLM.from_pretrained(tiny / "model"), tok, cfg)

@@ -28,9 +28,9 @@ def test_rft_lowers_the_loss_of_a_half_pruned_model(setup):
     torch.manual_seed(0)
     model, _ = compress(load(MODEL), "prunenet", 0.5, seed=0)
     pruned = lm_loss(model, blocks).loss
-    same, rec = recover(model, tok, RFTConfig(samples=0))
+    same, rec = recover(model, tok, RFTConfig(rft_samples=0))
     assert rec.steps == 0 and lm_loss(same, blocks).loss == pruned
-    tuned, rec = recover(model, tok, RFTConfig(samples=128, seq_len=128, lr=2e-3))
+    tuned, rec = recover(model, tok, RFTConfig(rft_samples=128, seq_len=128, lr=2e-3))
     recovered = lm_loss(tuned, blocks).loss
     assert recovered < pruned - 0.05, (pruned, recovered)
 

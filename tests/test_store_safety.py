@@ -43,8 +43,8 @@ def state(path: Path) -> tuple:
 
 def record(r: float, loss: float = 3.0, method: str = "prunenet") -> ExperimentRecord:
     cfg = ExperimentConfig(model="zoo:llama-xs", method=method, ratio=r)
-    base = Metrics(test_loss=2.5, perplexity=12.2, test_tokens=100, params=1000, latency_s=0.01)
-    rec = Metrics(test_loss=loss + r, perplexity=30.0, test_tokens=100, params=800, latency_s=0.01)
+    base = Metrics(test_loss=2.5, perplexity=12.2, test_tokens=100, params=1000, prefill_latency_s=0.01)
+    rec = Metrics(test_loss=loss + r, perplexity=30.0, test_tokens=100, params=800, prefill_latency_s=0.01)
     return ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, status="success", base=base,
                             compressed=rec, recovered=rec, finished_at="2026-01-01T00:00:00+00:00")
 
@@ -385,3 +385,39 @@ def test_two_sweeps_on_one_store_compute_each_unit_once(tiny, tmp_path):
     assert all(r[0] > 0 for r in results) or any(r[1] > 0 for r in results), f"the sweeps did not overlap: {results}"
     with ResultStore(tmp_path / "results.db", readonly=True) as st:
         assert st.counts() == {"success": n_units} and st.claims() == {}
+
+
+def _as_schema_2(path: Path) -> None:
+    """Rewrite a store as complaw wrote it before #16: records under the old names, schema_version 2."""
+    old = {'"rft_samples"': '"samples"', '"warmup_fraction"': '"warmup"', '"prefill_latency_s"': '"latency_s"'}
+    with sqlite3.connect(path) as con:
+        for h, text in con.execute("SELECT config_hash, record FROM experiments").fetchall():
+            for new, first in old.items():
+                text = text.replace(new, first)
+            con.execute("UPDATE experiments SET record = ? WHERE config_hash = ?", (text, h))
+        con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def test_a_store_of_the_old_names_is_read_and_migrated_on_open(tmp_path, capsys):
+    db = make_store(tmp_path / "old.db")
+    with ResultStore(db, readonly=True) as st:
+        rows_now = st.law_frame()
+    _as_schema_2(db)
+    with sqlite3.connect(db) as con:
+        text = con.execute("SELECT record FROM experiments").fetchone()[0]
+    assert '"latency_s"' in text and '"samples"' in text and '"rft_samples"' not in text
+    before = state(db)
+    with ResultStore(db, readonly=True) as st:  # a reader reads the old names as the new ones, changing nothing
+        frame, law = st.frame(), st.law_frame()
+    assert state(db) == before and not st.unreadable
+    assert frame["prefill_latency_s"].tolist() == [0.01] * 4 and frame["rft_samples"].tolist() == [0] * 4
+    assert main(["report", str(db), "--out", str(tmp_path / "rep"), "--bootstrap", "0", "--no-figures"]) == 0
+    with ResultStore(db) as st:  # a writer migrates: records under the new names, schema 3, same law rows
+        migrated = st.law_frame()
+    with sqlite3.connect(db) as con:
+        text = con.execute("SELECT record FROM experiments").fetchone()[0]
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert version == "3" and '"prefill_latency_s"' in text and '"latency_s"' not in text
+    assert '"rft_samples"' in text and '"warmup_fraction"' in text
+    for got in (law, migrated):
+        assert got.drop(columns="error").equals(rows_now.drop(columns="error"))

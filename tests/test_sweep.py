@@ -46,7 +46,7 @@ def test_spec_overrides_and_errors(tiny, tmp_path):
     assert s.ratios == [0.1, 0.2] and s.rft.lr == 5e-4 and s.eval.max_blocks == 4
     units = s.units()
     assert len(units) == 2 * 2 and all(len(u.configs) == 2 for u in units)
-    assert [c.rft.samples for c in units[0].configs] == [0, 8]
+    assert [c.rft.rft_samples for c in units[0].configs] == [0, 8]
     with pytest.raises(ComplawError, match="ratios"):
         load_spec(f, ["ratios=[1.5]"])
     with pytest.raises(ComplawError, match="no such file"):
@@ -77,7 +77,7 @@ def test_sweep_stores_everything_and_reruns_nothing(tiny, tmp_path):
         # the base runtime is timed once per unit, next to the compressed model's, and is S0 of its rows
         assert pair[0].base_latency_s == pair[1].base_latency_s and pair[0].base_latency_s > 0
     s0 = dict(zip(rows.frame["config_hash"], rows.frame["S0"], strict=True))
-    assert all(s0[r.config_hash] == r.base_latency_s != r.base.latency_s for r in recs)
+    assert all(s0[r.config_hash] == r.base_latency_s != r.base.prefill_latency_s for r in recs)
 
 
 def test_sigkill_midway_then_resume_equals_uninterrupted(tiny, tmp_path):

@@ -9,7 +9,7 @@ finished but a number is unusable, e.g. the loss became NaN). Bad settings found
 done raise :class:`~complaw.errors.ComplawError` instead.
 
     >>> record = run_experiment(ExperimentConfig(model="zoo:llama-s", method="prunenet", ratio=0.5,
-    ...                                          rft=RFTConfig(samples=64)))
+    ...                                          rft=RFTConfig(rft_samples=64)))
     >>> record.status, record.compressed.test_loss, record.recovered.test_loss
 """
 
@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from complaw import checks
 from complaw.checks import MAX_SEED
@@ -105,11 +105,21 @@ def loss_metric_name(test_data: str) -> str:
     return "loss_" + "".join(ch if ch.isalnum() else "_" for ch in tail).strip("_").lower()
 
 
+#: (section, field) → the name the field had when stores were first written: the hash keeps the first name, so
+#: renaming a setting (one name per quantity, #16) changes no experiment's identity.
+HASH_FIRST_NAMES: dict[tuple[str, str], str] = {("rft", "rft_samples"): "samples",
+                                                ("rft", "warmup_fraction"): "warmup"}
+
+
 def hashable(d: dict) -> dict:
-    """A config dump without the settings of :data:`HASH_NEW_DEFAULTS` that are at their default."""
+    """A config dump as the hash sees it: settings of :data:`HASH_NEW_DEFAULTS` at their default left out,
+    renamed settings under their first names (:data:`HASH_FIRST_NAMES`)."""
     for (section, key), default in HASH_NEW_DEFAULTS.items():
         if isinstance(d.get(section), dict) and d[section].get(key) == default:
             d[section].pop(key)
+    for (section, key), first in HASH_FIRST_NAMES.items():
+        if isinstance(d.get(section), dict) and key in d[section]:
+            d[section][first] = d[section].pop(key)
     return d
 
 
@@ -153,16 +163,14 @@ class Metrics(BaseModel):
     avg_acc: float | None = None  # mean acc_norm (acc where a task has none)
     avg_acc_raw: float | None = None  # mean acc
     params: int
-    latency_s: float | None = None
+    prefill_latency_s: float | None = Field(None, validation_alias=AliasChoices("prefill_latency_s", "latency_s"),
+                                            description="Prefill latency in seconds (median of the timed repeats)")
     decode_tokens_per_s: float | None = None
     flops_per_token: float | None = None
 
     def set_runtime(self, rt) -> None:
         """Take the runtime fields from a :class:`~complaw.evaluate.RuntimeResult` or another Metrics."""
-        if hasattr(rt, "prefill_latency_s"):
-            self.latency_s = rt.prefill_latency_s
-        else:
-            self.latency_s = rt.latency_s
+        self.prefill_latency_s = rt.prefill_latency_s
         self.decode_tokens_per_s, self.flops_per_token = rt.decode_tokens_per_s, rt.flops_per_token
 
 
@@ -201,6 +209,14 @@ class ExperimentRecord(BaseModel):
     git_revision: str | None = None
     started_at: str = ""
     finished_at: str | None = None
+
+    @field_validator("rft", mode="before")
+    @classmethod
+    def _rft_names(cls, v):
+        """An RFT record written before #16 names D ``samples``: read it as ``rft_samples``."""
+        if isinstance(v, dict) and "samples" in v and "rft_samples" not in v:
+            v = {("rft_samples" if k == "samples" else k): x for k, x in v.items()}
+        return v
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
@@ -312,7 +328,7 @@ def invalid_reason(metrics: Metrics, stage: str) -> str | None:
 def _unit_key(cfg: ExperimentConfig) -> str:
     """Configs of one unit differ only in the amount of recovery data."""
     d = cfg.model_dump(mode="json")
-    d["rft"].pop("samples")
+    d["rft"].pop("rft_samples")
     return json.dumps(d, sort_keys=True)
 
 
@@ -333,7 +349,7 @@ def prepare(cfg: ExperimentConfig):
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
     evaluate.check_tasks()
-    if cfg.rft.samples:
+    if cfg.rft.rft_samples:
         load_texts(cfg.rft.dataset, split=cfg.rft.split, text_field=cfg.rft.text_field)
     return device, dtype, tokenizer, evaluate
 
@@ -382,18 +398,18 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
     """One unit of work: compress once, evaluate at D = 0, then recover from the compressed weights for each D.
 
     Args:
-        cfgs: experiments that differ only in ``rft.samples`` (one record each, in this order).
+        cfgs: experiments that differ only in ``rft.rft_samples`` (one record each, in this order).
         base: the base model's metrics if already measured (else they are measured here).
 
     Raises:
         ComplawError: settings that are wrong before any work starts (see :func:`prepare`).
     """
     if len({_unit_key(c) for c in cfgs}) != 1:
-        raise ValueError("run_unit: configs of one unit may differ only in rft.samples")
+        raise ValueError("run_unit: configs of one unit may differ only in rft.rft_samples")
     cfg = cfgs[0]
     device, dtype, tokenizer, evaluate = prepare(cfg)
     for c in cfgs[1:]:
-        if c.rft.samples:
+        if c.rft.rft_samples:
             load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
     info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device),
                 dtype=dtype_name(dtype))
@@ -464,7 +480,7 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
     # RFT modifies the weights in place. With more than one D > 0, keep the compressed weights to start
     # every later D from them; the last D needs no copy (the model is dropped after it), so a unit with a
     # single D > 0 (every `complaw run`) keeps none.
-    with_rft = [i for i, c in enumerate(cfgs) if c.rft.samples]
+    with_rft = [i for i, c in enumerate(cfgs) if c.rft.rft_samples]
     snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} \
         if len(with_rft) > 1 else None
     for i, (c, rec) in enumerate(zip(cfgs, records, strict=True)):
@@ -472,7 +488,7 @@ def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> N
         rec.base_latency_s = paired
         rec.runtime = pair.to_dict() if pair is not None else None
         rec.timings_s.update(shared)
-        if not c.rft.samples:
+        if not c.rft.rft_samples:
             rec.recovered = compressed
             _close(rec, mem)
             continue

@@ -4,7 +4,7 @@ One *sample* is one block of ``seq_len`` tokens of the recovery dataset; the D s
 of a seeded permutation of the dataset's blocks, so a smaller D is a subset of a larger one. One epoch,
 AdamW on the LoRA weights, linear warm-up then cosine decay, deterministic for a seed. D = 0 is a no-op.
 
-    >>> cfg = RFTConfig(samples=64, seq_len=128, dataset="zoo:rft")
+    >>> cfg = RFTConfig(rft_samples=64, seq_len=128, dataset="zoo:rft")
     >>> model, record = recover(model, tokenizer, cfg)
     >>> record.tokens, record.final_loss
 """
@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from complaw.errors import ComplawError
 from complaw.evaluate.intrinsic import causal_lm_loss, model_device
@@ -29,9 +29,11 @@ from complaw.textdata import load_texts, token_blocks
 class RFTConfig(BaseModel):
     """Settings of one recovery fine-tuning run (saved with every result)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    samples: int = Field(0, ge=0, description="D: number of recovery samples (blocks of seq_len tokens); 0 = no RFT")
+    # Old names (records and specs written before #16) are read as the new ones.
+    rft_samples: int = Field(0, ge=0, validation_alias=AliasChoices("rft_samples", "samples"),
+                             description="D: number of recovery samples (blocks of seq_len tokens); 0 = no RFT")
     seq_len: int = Field(128, ge=2, description="Tokens per sample")
     dataset: str = Field("zoo:rft", description="Recovery data: zoo split, local .txt/.jsonl, or HF dataset id")
     split: str = Field("train", description="Split of a Hugging Face dataset")
@@ -43,7 +45,8 @@ class RFTConfig(BaseModel):
     lr: float = Field(1e-3, gt=0, description="Peak learning rate of AdamW")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     batch_size: int = Field(8, ge=1, description="Samples per optimiser step")
-    warmup: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up")
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, validation_alias=AliasChoices("warmup_fraction", "warmup"),
+                                   description="Fraction of the steps with a linear warm-up (0.1: the first 10%)")
     epochs: int = Field(1, ge=1, description="Passes over the D samples (the paper: 1)")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping (before the step)")
     seed: int = Field(0, description="Seed of the sample choice, LoRA init, dropout and order")
@@ -51,7 +54,7 @@ class RFTConfig(BaseModel):
 
 @dataclass
 class RFTRecord:
-    samples: int
+    rft_samples: int
     tokens: int
     steps: int
     seq_len: int
@@ -69,10 +72,10 @@ def recovery_blocks(tokenizer, cfg: RFTConfig) -> torch.Tensor:
     """The D samples of ``cfg``: the first D blocks of a seeded permutation of the dataset's blocks."""
     blocks = token_blocks(load_texts(cfg.dataset, split=cfg.split, text_field=cfg.text_field), tokenizer,
                           cfg.seq_len)
-    if cfg.samples > len(blocks):
-        raise ComplawError(f"rft samples {cfg.samples}: dataset {cfg.dataset!r} holds only {len(blocks)} samples "
+    if cfg.rft_samples > len(blocks):
+        raise ComplawError(f"rft samples {cfg.rft_samples}: dataset {cfg.dataset!r} holds only {len(blocks)} samples "
                            f"of {cfg.seq_len} tokens; lower D or the sequence length")
-    order = np.random.default_rng(cfg.seed).permutation(len(blocks))[: cfg.samples]
+    order = np.random.default_rng(cfg.seed).permutation(len(blocks))[: cfg.rft_samples]
     return blocks[torch.from_numpy(order)]
 
 
@@ -106,7 +109,7 @@ def activation_checkpointing(model):
 
 
 def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None):
-    """LoRA-fine-tune ``model`` on ``cfg.samples`` samples for ``cfg.epochs`` epochs and merge the adapters.
+    """LoRA-fine-tune ``model`` on ``cfg.rft_samples`` samples for ``cfg.epochs`` epochs and merge the adapters.
 
     Args:
         model: a causal LM (compressed or not); modified and returned.
@@ -117,7 +120,7 @@ def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None
     Returns:
         ``(model, record)``: the merged model and an :class:`RFTRecord`.
     """
-    if cfg.samples == 0:
+    if cfg.rft_samples == 0:
         return model, RFTRecord(0, 0, 0, cfg.seq_len, cfg.dataset, None)
     from peft import LoraConfig, get_peft_model
 
@@ -135,7 +138,7 @@ def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(blocks) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    warm = max(1, int(cfg.warmup * total))
+    warm = max(1, int(cfg.warmup_fraction * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
     gen = torch.Generator().manual_seed(cfg.seed)

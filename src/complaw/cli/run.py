@@ -22,7 +22,7 @@ console = Console(width=None if Console().is_terminal else 120)
 
 
 # Config fields as the flags that set them, for error messages.
-_FLAGS = {"ratio": "--ratio", "samples": "--rft-samples", "lr": "--rft-lr", "rank": "--rft-rank",
+_FLAGS = {"ratio": "--ratio", "rft_samples": "--rft-samples", "lr": "--rft-lr", "rank": "--rft-rank",
           "seq_len": "--seq-len", "max_blocks": "--test-blocks", "task_limit": "--task-limit", "seed": "--seed"}
 
 
@@ -77,7 +77,7 @@ def run_command(
         cfg = ExperimentConfig(
             model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
             seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
-            rft=RFTConfig(samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank,
+            rft=RFTConfig(rft_samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank,
                           seed=seed),
             eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
                             tasks=[] if no_tasks else task, task_limit=task_limit, include_path=include_path),
@@ -102,7 +102,7 @@ def run_command(
 def print_record(record: ExperimentRecord) -> None:
     c = record.config
     color = {"success": "green", "invalid": "yellow", "failed": "red"}[record.status]
-    console.print(f"[{color}]{record.status}[/{color}]  {c.model}  {c.method} r={c.ratio}  D={c.rft.samples}  "
+    console.print(f"[{color}]{record.status}[/{color}]  {c.model}  {c.method} r={c.ratio}  D={c.rft.rft_samples}  "
                   f"hash {record.config_hash}")
     if record.error:
         console.print(record.error, style=color)
@@ -115,7 +115,7 @@ def print_record(record: ExperimentRecord) -> None:
             continue
         t.add_row(name, f"{m.params:,}", f"{m.test_loss:.4f}", f"{m.perplexity:.2f}",
                   "–" if m.avg_acc is None else f"{m.avg_acc:.4f}",
-                  "–" if m.latency_s is None else f"{1e3 * m.latency_s:.2f}",
+                  "–" if m.prefill_latency_s is None else f"{1e3 * m.prefill_latency_s:.2f}",
                   "–" if m.decode_tokens_per_s is None else f"{m.decode_tokens_per_s:.1f}")
     console.print(t)
     if record.base is not None and record.base.tasks:

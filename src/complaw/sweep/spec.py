@@ -115,7 +115,7 @@ class SweepSpec(BaseModel):
     def experiment(self, model: str, method: SweepMethod, ratio: float, d: int, seed: int) -> ExperimentConfig:
         return ExperimentConfig(
             model=model, method=method.name, ratio=ratio, method_options=method.options,
-            calibration=method.calibration, seed=seed, rft=self.rft.model_copy(update={"samples": d, "seed": seed}),
+            calibration=method.calibration, seed=seed, rft=self.rft.model_copy(update={"rft_samples": d, "seed": seed}),
             eval=self.eval, runtime=self.runtime, device=self.device, dtype=self.dtype,
             trust_remote_code=self.trust_remote_code)
 

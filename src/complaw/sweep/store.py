@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 #: ``PRAGMA application_id`` of a complaw store: "claw" in ASCII.
 APPLICATION_ID = int.from_bytes(b"claw", "big")
-#: Version of the tables above (1: the stores written before the marker, without ``claims`` and ``meta``).
-SCHEMA_VERSION = 2
+#: Version of the tables above (1: the stores written before the marker, without ``claims`` and ``meta``;
+#: 2: records under the old names ``rft.samples``, ``rft.warmup``, ``latency_s``, renamed in 3 — see
+#: :meth:`ResultStore._rename_fields`).
+SCHEMA_VERSION = 3
 #: The tables by which a store written before the marker is recognised.
 LEGACY_TABLES = {"experiments", "law_rows"}
 #: A claim whose heartbeat is older than this many seconds is taken to be abandoned and may be taken over.
@@ -83,12 +85,12 @@ def law_rows_of(record: ExperimentRecord, sweep: str = "", *, exclude_saturated:
     base, rec = record.base, record.recovered
     common = {
         "config_hash": record.config_hash, "sweep": sweep, "model": c.model, "method": c.method, "r": c.ratio,
-        "D": float(c.rft.samples), "D_tokens": float(c.rft.samples * c.rft.seq_len), "seed": c.seed,
+        "D": float(c.rft.rft_samples), "D_tokens": float(c.rft.rft_samples * c.rft.seq_len), "seed": c.seed,
         "N": float(base.params) if base else None,
         # S0: the base latency timed in the same unit as S when there is one (older records: the sweep's)
         "S0": _num(record.base_latency_s) if record.base_latency_s is not None else
-        (_num(base.latency_s) if base else None),
-        "S": _num(rec.latency_s) if rec else None,
+        (_num(base.prefill_latency_s) if base else None),
+        "S": _num(rec.prefill_latency_s) if rec else None,
         "param_reduction": (record.compression or {}).get("param_reduction"),
         "status": record.status, "error": record.error,
         "noisy": None, "S_dispersion": None, "S_ideal_speedup": None,
@@ -165,7 +167,7 @@ def _task_score(m: Metrics | None, task: str) -> float | None:
 STATUSES = ("success", "failed", "invalid")
 #: The columns of :meth:`ResultStore.frame`, one row per experiment.
 FRAME_COLUMNS = ["config_hash", "model", "method", "ratio", "rft_samples", "seed", "status", "param_reduction",
-                 "base_loss", "test_loss", "base_acc", "avg_acc", "latency_s", "dtype", "peak_rss_mb",
+                 "base_loss", "test_loss", "base_acc", "avg_acc", "prefill_latency_s", "dtype", "peak_rss_mb",
                  "cuda_max_allocated_mb", "error"]
 
 
@@ -345,6 +347,26 @@ class ResultStore:
         self.con.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; INSERT OR REPLACE "
                                f"INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); COMMIT;")
         self._migrate()
+        if kind == "complaw" and (version or 1) < 3:
+            self._rename_fields()
+
+    def _rename_fields(self) -> None:
+        """Rewrite the records and base metrics of a store written before schema 3 under today's names
+        (``rft.samples`` → ``rft.rft_samples``, ``rft.warmup`` → ``rft.warmup_fraction``, ``latency_s`` →
+        ``prefill_latency_s``), in one transaction. Hashes, statuses and numbers are unchanged; a reader of an
+        old store (opened read-only, so never rewritten) reads the old names as the new ones."""
+        with self.con:
+            for h, text in self.con.execute("SELECT config_hash, record FROM experiments").fetchall():
+                rec = self._parse(h, text)
+                if rec is not None:
+                    self.con.execute("UPDATE experiments SET record = ? WHERE config_hash = ?",
+                                     (rec.model_dump_json(), h))
+            for key, text in self.con.execute("SELECT base_key, metrics FROM bases").fetchall():
+                try:
+                    metrics = Metrics.model_validate_json(text)
+                except (ValueError, TypeError):
+                    continue  # measured again when needed
+                self.con.execute("UPDATE bases SET metrics = ? WHERE base_key = ?", (metrics.model_dump_json(), key))
 
     def _migrate(self) -> None:
         """Give a store written by an older complaw the law_rows columns it lacks, and derive its rows again
@@ -402,7 +424,7 @@ class ResultStore:
                 c = rec.config
                 self.con.execute(
                     "INSERT OR REPLACE INTO experiments VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (rec.config_hash, sweep, c.model, c.method, c.ratio, c.rft.samples, c.seed, rec.status,
+                    (rec.config_hash, sweep, c.model, c.method, c.ratio, c.rft.rft_samples, c.seed, rec.status,
                      rec.error, rec.finished_at, rec.model_dump_json()))
                 self._put_rows(rec, sweep)
                 if owner is not None:
@@ -529,11 +551,11 @@ class ResultStore:
             c, b, m = rec.config, rec.base, rec.recovered
             rows.append({
                 "config_hash": rec.config_hash, "model": c.model, "method": c.method, "ratio": c.ratio,
-                "rft_samples": c.rft.samples, "seed": c.seed, "status": rec.status,
+                "rft_samples": c.rft.rft_samples, "seed": c.seed, "status": rec.status,
                 "param_reduction": (rec.compression or {}).get("param_reduction"),
                 "base_loss": b.test_loss if b else None, "test_loss": m.test_loss if m else None,
                 "base_acc": b.avg_acc if b else None, "avg_acc": m.avg_acc if m else None,
-                "latency_s": m.latency_s if m else None, "dtype": rec.dtype,
+                "prefill_latency_s": m.prefill_latency_s if m else None, "dtype": rec.dtype,
                 "peak_rss_mb": rec.peak_rss_bytes / 2**20 if rec.peak_rss_bytes is not None else None,
                 "cuda_max_allocated_mb": rec.cuda_max_allocated_bytes / 2**20
                 if rec.cuda_max_allocated_bytes is not None else None,
