@@ -510,16 +510,9 @@ class ResultStore:
         except (ValueError, TypeError):
             return None  # measured again
 
-    def statuses(self, hashes: list[str] | None = None) -> dict[str, str]:
-        """config_hash -> status, for all records or the given ones."""
-        if hashes is None:
-            return dict(self.con.execute("SELECT config_hash, status FROM experiments"))
-        out = {}
-        for i in range(0, len(hashes), 500):
-            chunk = hashes[i:i + 500]
-            q = f"SELECT config_hash, status FROM experiments WHERE config_hash IN ({','.join('?' * len(chunk))})"
-            out.update(dict(self.con.execute(q, chunk)))
-        return out
+    def statuses(self) -> dict[str, str]:
+        """config_hash -> status of every stored record."""
+        return dict(self.con.execute("SELECT config_hash, status FROM experiments"))
 
     def stamps(self) -> dict[str, tuple]:
         """config_hash → (status, finished_at, size of the record): enough to tell later whether another
