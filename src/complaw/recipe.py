@@ -22,6 +22,8 @@ import math
 import subprocess
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,9 +243,9 @@ class Evaluator:
     def check_tasks(self) -> None:
         """Fail early (before any model work) on a task lm-eval does not know."""
         if self.tasks:
-            from complaw.evaluate.extrinsic import _task_manager
+            from complaw.evaluate.extrinsic import task_manager
 
-            manager = _task_manager(self.tasks, self.cfg.include_path)
+            manager = task_manager(self.tasks, self.cfg.include_path)
             unknown = [t for t in self.tasks if t not in manager.all_tasks]
             if unknown:
                 raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here "
@@ -304,7 +306,7 @@ def git_revision() -> str | None:
         return None
 
 
-def _now() -> str:
+def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -365,7 +367,20 @@ def check_method_files(cfg: ExperimentConfig) -> None:
         check_policy_file(options["policy"])
 
 
-def _fail(record: ExperimentRecord, err: BaseException) -> None:
+@contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Time the block into ``timings[name]`` (seconds of wall time, kept when the block raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - start
+
+
+def fail(record: ExperimentRecord, err: BaseException) -> None:
+    """Mark ``record`` as broken by ``err`` — the one rule the recipe and the sweep share: a user error
+    (:class:`ComplawError`) or an unusable number is ``invalid`` with its message; anything else is ``failed``,
+    kept with the exception's type, message and the last lines of its traceback."""
     if isinstance(err, (ComplawError, FloatingPointError)):
         record.status, record.error = "invalid", str(err)
     else:  # keep the record of a broken run, with the reason
@@ -373,12 +388,24 @@ def _fail(record: ExperimentRecord, err: BaseException) -> None:
         record.status, record.error = "failed", f"{type(err).__name__}: {err}\n{tail}"
 
 
+def failed_records(cfgs: list[ExperimentConfig], err: BaseException, base: Metrics | None = None
+                   ) -> list[ExperimentRecord]:
+    """Records of experiments that could not start (their unit was refused or broke before any work)."""
+    records = []
+    for cfg in cfgs:
+        rec = ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, base=base, started_at=utc_now())
+        fail(rec, err)
+        _close(rec)
+        records.append(rec)
+    return records
+
+
 def _close(record: ExperimentRecord, mem: PeakMemory | None = None) -> None:
     if mem is not None:  # the unit's peak so far: load, compression and every evaluation up to this record
         peak = mem.read()
         record.peak_rss_bytes, record.peak_rss_exact = peak.rss_bytes, peak.rss_exact
         record.start_rss_bytes, record.cuda_max_allocated_bytes = peak.rss_start_bytes, peak.cuda_max_allocated_bytes
-    record.finished_at = _now()
+    record.finished_at = utc_now()
     if record.status != "running":
         return
     stages = ((record.base, "base"), (record.compressed, "compressed"), (record.recovered, "recovered"))
@@ -386,16 +413,58 @@ def _close(record: ExperimentRecord, mem: PeakMemory | None = None) -> None:
     record.status, record.error = ("invalid", "; ".join(reasons)) if reasons else ("success", None)
 
 
+def _load(cfg: ExperimentConfig, device, dtype):
+    return load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code,
+                allow_pickle=cfg.allow_pickle)
+
+
 def evaluate_base(cfg: ExperimentConfig) -> Metrics:
     """L0 (and base runtime) of ``cfg.model`` under ``cfg``'s evaluation settings — measured once per model."""
     device, dtype, _, evaluate = prepare(cfg)
-    model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code,
-                 allow_pickle=cfg.allow_pickle)
-    return evaluate(model)
+    return evaluate(_load(cfg, device, dtype))
+
+
+class _PairedRuntime:
+    """The unit's runtime protocol: the base model's prefill latency and the compressed model's, timed around
+    one compression — in alternating rounds after it (``interleaved``: the base reloaded for it, so a busy
+    machine slows both alike) or right before and after it (``sequential``, the old protocol)."""
+
+    def __init__(self, cfg: ExperimentConfig, evaluate: Evaluator, base: Metrics | None):
+        self.cfg, self.evaluate, self.base = cfg, evaluate, base  # base: set when measured in this unit
+        self.interleaved = cfg.runtime.enabled and cfg.runtime.protocol == "interleaved"
+        self.base_latency_s: float | None = None
+        self.pair = None
+
+    def before_compression(self, model, timings: dict[str, float]) -> None:
+        if self.interleaved:
+            return
+        with timed(timings, "runtime_base"):
+            rt = self.evaluate.runtime_of(model)
+        self.base_latency_s = rt.prefill_latency_s if rt is not None else None
+        if self.base is not None and rt is not None:
+            self.base.set_runtime(rt)
+
+    def after_compression(self, model, timings: dict[str, float], reload, device) -> None:
+        if not self.interleaved:
+            return
+        with timed(timings, "runtime"):
+            self.pair = self.evaluate.paired_runtime(reload(), model)
+            self.base_latency_s = self.pair.base.prefill_latency_s
+            if self.base is not None:
+                self.base.set_runtime(self.pair.base)
+            release_memory(device)  # the reloaded base
+
+    def evaluate_compressed(self, model) -> Metrics:
+        metrics = self.evaluate(model, with_runtime=not self.interleaved)
+        if self.pair is not None:
+            metrics.set_runtime(self.pair.compressed)
+        return metrics
 
 
 def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> list[ExperimentRecord]:
-    """One unit of work: compress once, evaluate at D = 0, then recover from the compressed weights for each D.
+    """One unit of work: load → evaluate the base → compress → evaluate → for each D: recover → evaluate → record.
+
+    The unit compresses once; every D starts from the compressed weights.
 
     Args:
         cfgs: experiments that differ only in ``rft.rft_samples`` (one record each, in this order).
@@ -404,113 +473,91 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
     Raises:
         ComplawError: settings that are wrong before any work starts (see :func:`prepare`).
     """
-    if len({_unit_key(c) for c in cfgs}) != 1:
-        raise ValueError("run_unit: configs of one unit may differ only in rft.rft_samples")
-    cfg = cfgs[0]
-    device, dtype, tokenizer, evaluate = prepare(cfg)
-    for c in cfgs[1:]:
-        if c.rft.rft_samples:
-            load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
-    info = dict(versions=package_versions(), git_revision=git_revision(), started_at=_now(), device=str(device),
+    cfg, (device, dtype, tokenizer, evaluate) = cfgs[0], _prepare_unit(cfgs)
+    info = dict(versions=package_versions(), git_revision=git_revision(), started_at=utc_now(), device=str(device),
                 dtype=dtype_name(dtype))
     records = [ExperimentRecord(config_hash=c.config_hash(), config=c, status="running", **info) for c in cfgs]
+    t: dict[str, float] = {}  # the timings every record of the unit shares
     limit_allocator_caching()  # freed activations go back to the OS instead of staying resident
     with PeakMemory(device) as mem:
-        _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem)
+        try:
+            with timed(t, "load"):
+                model = _load(cfg, device, dtype)
+            if base is None:
+                with timed(t, "evaluate_base"):
+                    base = evaluate(model, with_runtime=False)
+            runtime = _PairedRuntime(cfg, evaluate, base if "evaluate_base" in t else None)
+            runtime.before_compression(model, t)
+            with timed(t, "compress"):
+                model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
+            comp.details.update(device=str(device), dtype=dtype_name(dtype))
+            runtime.after_compression(model, t, lambda: _load(cfg, device, dtype), device)
+            with timed(t, "evaluate_compressed"):
+                compressed = runtime.evaluate_compressed(model)
+        except Exception as err:  # the unit broke before any D: every record carries the reason
+            for rec in records:
+                rec.base = base
+                rec.timings_s.update(t)
+                fail(rec, err)
+                _close(rec, mem)
+        else:
+            for rec, from_compressed in zip(records, _from_compressed(model, cfgs), strict=True):
+                rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
+                rec.base_latency_s = runtime.base_latency_s
+                rec.runtime = runtime.pair.to_dict() if runtime.pair is not None else None
+                rec.timings_s.update(t)
+                _recover_and_evaluate(rec, from_compressed, tokenizer, evaluate, compressed, device)
+                _close(rec, mem)
     release_memory(device)  # the unit's model is gone: the next unit of a sweep starts from the baseline
     return records
 
 
-def _run_unit(cfgs, records, base, device, dtype, tokenizer, evaluate, mem) -> None:
-    """The body of :func:`run_unit`: fills ``records`` in place."""
-    cfg = cfgs[0]
-    shared: dict[str, float] = {}
-    try:
-        t = time.perf_counter()
-        model = load(cfg.model, dtype=dtype, device=device, trust_remote_code=cfg.trust_remote_code,
-                     allow_pickle=cfg.allow_pickle)
-        shared["load"] = time.perf_counter() - t
-        fresh_base = base is None
-        if fresh_base:
-            t = time.perf_counter()
-            base = evaluate(model, with_runtime=False)
-            shared["evaluate_base"] = time.perf_counter() - t
-        interleaved = cfg.runtime.enabled and cfg.runtime.protocol == "interleaved"
-        paired, pair = None, None
-        if not interleaved:
-            # The old protocol: the base timed right before compressing, the compressed model right after.
-            t = time.perf_counter()
-            rt = evaluate.runtime_of(model)
-            paired = rt.prefill_latency_s if rt is not None else None
-            if fresh_base and rt is not None:
-                base.set_runtime(rt)
-            shared["runtime_base"] = time.perf_counter() - t
+def _prepare_unit(cfgs: list[ExperimentConfig]):
+    """:func:`prepare` for a unit: its configs differ only in D, and every recovery dataset is readable."""
+    if len({_unit_key(c) for c in cfgs}) != 1:
+        raise ValueError("run_unit: configs of one unit may differ only in rft.rft_samples")
+    prepared = prepare(cfgs[0])
+    for c in cfgs[1:]:
+        if c.rft.rft_samples:
+            load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
+    return prepared
 
-        t = time.perf_counter()
-        model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))
-        comp.details.update(device=str(device), dtype=dtype_name(dtype))
-        shared["compress"] = time.perf_counter() - t
 
-        if interleaved:
-            # Base and compressed model timed in alternating rounds (the base reloaded for it), so that a busy
-            # machine slows both alike: the speedup S0 / S does not depend on what the neighbours did.
-            t = time.perf_counter()
-            pair = evaluate.paired_runtime(load(cfg.model, dtype=dtype, device=device,
-                                                trust_remote_code=cfg.trust_remote_code,
-                                                allow_pickle=cfg.allow_pickle), model)
-            paired = pair.base.prefill_latency_s
-            if fresh_base:
-                base.set_runtime(pair.base)
-            release_memory(device)  # the reloaded base
-            shared["runtime"] = time.perf_counter() - t
+def _from_compressed(model, cfgs: list[ExperimentConfig]) -> Iterator:
+    """The compressed model once per config, each D > 0 starting from the compressed weights again.
 
-        t = time.perf_counter()
-        compressed = evaluate(model, with_runtime=not interleaved)
-        if pair is not None:
-            compressed.set_runtime(pair.compressed)
-        shared["evaluate_compressed"] = time.perf_counter() - t
-    except Exception as err:  # the unit broke before any D: every record carries the reason
-        for rec in records:
-            rec.base = base
-            rec.timings_s.update(shared)
-            _fail(rec, err)
-            _close(rec, mem)
-        return
-
-    # RFT modifies the weights in place. With more than one D > 0, keep the compressed weights to start
-    # every later D from them; the last D needs no copy (the model is dropped after it), so a unit with a
-    # single D > 0 (every `complaw run`) keeps none.
+    RFT changes the weights in place: with more than one D > 0 the compressed weights are kept (on the CPU)
+    to restore them; the last D needs no copy (the model is dropped after it), so a unit with a single D > 0
+    (every ``complaw run``) keeps none."""
     with_rft = [i for i, c in enumerate(cfgs) if c.rft.rft_samples]
     snapshot = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} \
         if len(with_rft) > 1 else None
-    for i, (c, rec) in enumerate(zip(cfgs, records, strict=True)):
-        rec.base, rec.compressed, rec.compression = base, compressed, comp.to_dict()
-        rec.base_latency_s = paired
-        rec.runtime = pair.to_dict() if pair is not None else None
-        rec.timings_s.update(shared)
-        if not c.rft.rft_samples:
-            rec.recovered = compressed
-            _close(rec, mem)
-            continue
-        if i != with_rft[0]:  # start from the compressed weights again
+    for i in range(len(cfgs)):
+        if with_rft and i in with_rft[1:]:
             model.load_state_dict(snapshot)
-        if i == with_rft[-1]:
+        if with_rft and i == with_rft[-1]:
             snapshot = None
-        try:
-            t = time.perf_counter()
+        yield model
+
+
+def _recover_and_evaluate(rec: ExperimentRecord, model, tokenizer, evaluate: Evaluator, compressed: Metrics,
+                          device) -> None:
+    """RFT over the record's D samples and the recovered model's metrics (D = 0: the compressed model's)."""
+    c = rec.config
+    if not c.rft.rft_samples:
+        rec.recovered = compressed
+        return
+    try:
+        with timed(rec.timings_s, "rft"):
             model, rft = recover(model, tokenizer, c.rft)
-            rec.rft = rft.to_dict()
-            rec.timings_s["rft"] = time.perf_counter() - t
-            t = time.perf_counter()
+        rec.rft = rft.to_dict()
+        with timed(rec.timings_s, "evaluate_recovered"):
             recovered = evaluate(model, with_runtime=False)
-            # LoRA is merged: the architecture, and so the runtime, is the compressed model's
-            recovered.set_runtime(compressed)
-            rec.recovered = recovered
-            rec.timings_s["evaluate_recovered"] = time.perf_counter() - t
-        except Exception as err:
-            _fail(rec, err)
-        release_memory(device)  # the RFT step's activations and optimiser state
-        _close(rec, mem)
+            recovered.set_runtime(compressed)  # LoRA is merged: the architecture, and so the runtime, is the same
+        rec.recovered = recovered
+    except Exception as err:
+        fail(rec, err)
+    release_memory(device)  # the RFT step's activations and optimiser state
 
 
 def run_experiment(cfg: ExperimentConfig, *, out: str | Path | None = None) -> ExperimentRecord:

@@ -404,9 +404,9 @@ def show_validations(ld: LawData, forms: list[str], schemes: list[str], by: list
 
 
 def _strip_where(message: str, source: str) -> str:
-    from complaw.laws.fit import _without_source
+    from complaw.laws.fit import without_source
 
-    return _without_source(message, source)
+    return without_source(message, source)
 
 
 def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust, bootstrap, cluster,

@@ -57,7 +57,7 @@ def _cached_manager(paths: tuple[str, ...], include_defaults: bool):
     return TaskManager(include_path=list(paths) or None, include_defaults=include_defaults)
 
 
-def _task_manager(tasks: list[str], include_path: str | list[str] | None):
+def task_manager(tasks: list[str], include_path: str | list[str] | None):
     """A TaskManager that knows ``tasks``: local task directories alone when they suffice, else lm-eval's all."""
     paths = [include_path] if isinstance(include_path, str) else list(include_path or [])
     if any(t.startswith("zoo_") for t in tasks):
@@ -125,7 +125,7 @@ def zero_shot(model, tokenizer, tasks: list[str], *, batch_size: int = 16, limit
 
     for name in ("lm-eval", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    manager = _task_manager(tasks, include_path)
+    manager = task_manager(tasks, include_path)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         raise ComplawError(f"task {unknown[0]!r}: lm-eval knows no such task here; local tasks need their "

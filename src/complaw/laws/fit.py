@@ -10,8 +10,8 @@ diagnostics, the sign-condition verdict and whether the fit is reliable; which p
 cannot identify (they get no estimate, interval or verdict); and the draws that give every decision its
 interval.
 
-The OLS fit is statsmodels' (``statsmodels.regression.linear_model.OLS``, imported inside :func:`fit` so that
-importing this module stays light); the bootstrap solves per-cluster normal equations in numpy.
+The OLS fit is statsmodels' (``statsmodels.regression.linear_model.OLS``, imported only when :func:`fit` runs
+one, so that importing this module stays light); the bootstrap solves per-cluster normal equations in numpy.
 
 Intervals (``interval=``): ``auto`` resamples base-model clusters when there are at least 2 (flagged as
 rough below :data:`MIN_CLUSTERS`), refuses the cluster bootstrap with one cluster (it would redraw the
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from warnings import catch_warnings, filterwarnings
 
 import numpy as np
@@ -365,8 +366,6 @@ def _bootstrap(X, y, groups: np.ndarray, B: int, rng, estimator: str, delta: flo
     return draws
 
 
-
-
 def _model_draws(theta: np.ndarray, cov: np.ndarray, df: int, B: int, rng) -> np.ndarray:
     """B draws from the OLS sampling distribution of the estimates (multivariate t with ``df``)."""
     w, V = np.linalg.eigh((cov + cov.T) / 2)
@@ -407,6 +406,138 @@ def _choose_interval(interval: str, *, robust: bool, bootstrap: int, cl: str | N
         return "cluster-bootstrap", (f"only {k} '{cl}' clusters: cluster-bootstrap percentile intervals are rough "
                                      f"below {MIN_CLUSTERS}; the alternatives are {alt}")
     return "cluster-bootstrap", ""
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """An estimator's solution of the (weighted) log-space design: what the draws and the statistics start from."""
+
+    theta: np.ndarray
+    rank: int
+    dfr: int  # residual degrees of freedom
+    cov: np.ndarray | None = None  # the model-based covariance of theta (OLS)
+    ols: Any = None  # statsmodels' results (OLS)
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    """An estimator's standard errors, p-values, t intervals (None: intervals from the draws) and goodness of fit."""
+
+    se: np.ndarray
+    pvals: np.ndarray
+    t_ci: np.ndarray | None
+    ssr: float
+    sst_c: float  # centred total sum of squares
+    sst_u: float  # uncentred total sum of squares
+    fvalue: float
+    f_pvalue: float
+    aic: float
+    bic: float
+    n: int
+    dfr: int
+
+    @property
+    def r2(self) -> float:
+        return 1 - self.ssr / self.sst_c if self.sst_c > 0 else math.nan
+
+    @property
+    def r2_uncentred(self) -> float:
+        return 1 - self.ssr / self.sst_u if self.sst_u > 0 else math.nan
+
+    @property
+    def r2_adj(self) -> float:
+        return 1 - (1 - self.r2) * (self.n - 1) / self.dfr if self.dfr > 0 else math.nan
+
+    @property
+    def r2_adj_uncentred(self) -> float:
+        return 1 - (1 - self.r2_uncentred) * self.n / self.dfr if self.dfr > 0 else math.nan
+
+
+def _solve_ols(X: np.ndarray, y: np.ndarray, *, rank: int, delta: float, seed: int) -> _Solution:
+    """Least squares by statsmodels; rank and residual degrees of freedom are statsmodels' own."""
+    # statsmodels is the OLS engine. Imported here, not at the top: it takes over a second to import, which
+    # `complaw forms`, `critical` and `import complaw.cli` never pay. Its default pinv solve gives the
+    # minimum-norm solution of a rank-deficient design; the parameters that design cannot pin down are
+    # reported as not identifiable (see fit).
+    from statsmodels.regression.linear_model import OLS
+
+    with catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # a rank-deficient design is no surprise here: `unidentified` has already named what it cannot tell
+        filterwarnings("ignore", message="The design matrix is rank-deficient")
+        ols = OLS(y, X).fit()
+    theta = np.asarray(ols.params, dtype=float)
+    cov = np.asarray(ols.cov_params(), dtype=float)
+    return _Solution(theta, int(ols.model.rank), int(ols.df_resid), cov, ols)
+
+
+def _solve_huber(X: np.ndarray, y: np.ndarray, *, rank: int, delta: float, seed: int) -> _Solution:
+    """The summed-Huber solution (several starts, see :func:`huber_fit`); n − rank residual degrees of freedom."""
+    theta = huber_fit(X, y, delta=delta, seed=seed)
+    return _Solution(theta, rank, X.shape[0] - rank)
+
+
+def _ols_statistics(sol: _Solution, X: np.ndarray, y: np.ndarray, boot: np.ndarray | None,
+                    conf: float) -> _Statistics:
+    """statsmodels' standard errors, p-values and t intervals; its sums of squares, F, AIC and BIC."""
+    ols = sol.ols
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.asarray(ols.bse, dtype=float)
+        pvals = np.asarray(ols.pvalues, dtype=float)
+        t_ci = np.asarray(ols.conf_int(alpha=1 - conf), dtype=float)
+    # statsmodels' R² is the centred one when the design spans a constant (an intercept, or a column such as
+    # log 2 at D = 0 everywhere) and the uncentred one otherwise; both are made from its sums of squares.
+    # F tests against the constant-only model or against 0 by the same rule.
+    ssr, sst_c, sst_u = float(ols.ssr), float(ols.centered_tss), float(ols.uncentered_tss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok_f = ols.df_model > 0 and sol.dfr > 0
+        fvalue = float(ols.fvalue) if ok_f else math.nan
+        f_pvalue = float(ols.f_pvalue) if ok_f else math.nan
+        aic, bic = float(ols.aic), float(ols.bic)
+    return _Statistics(se, pvals, t_ci, ssr, sst_c, sst_u, fvalue, f_pvalue, aic, bic, X.shape[0], sol.dfr)
+
+
+def _huber_statistics(sol: _Solution, X: np.ndarray, y: np.ndarray, boot: np.ndarray | None,
+                      conf: float) -> _Statistics:
+    """Standard errors from the resamples (NaN without), t p-values; no F; Gaussian AIC/BIC, as for OLS."""
+    from scipy import stats
+
+    n, p = X.shape
+    resid = y - X @ sol.theta
+    ssr = float(resid @ resid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = boot.std(axis=0, ddof=1) if boot is not None else np.full(p, math.nan)
+        pvals = 2 * stats.t.sf(np.abs(sol.theta / se), sol.dfr)
+    sst_c, sst_u = float(((y - y.mean()) ** 2).sum()), float(y @ y)
+    llf = -0.5 * n * (math.log(2 * math.pi * max(ssr, 1e-300) / n) + 1)  # Gaussian, as for OLS
+    aic, bic = -2 * llf + 2 * sol.rank, -2 * llf + sol.rank * math.log(n)
+    return _Statistics(se, pvals, None, ssr, sst_c, sst_u, math.nan, math.nan, aic, bic, n, sol.dfr)
+
+
+class _Estimator(NamedTuple):
+    """How :func:`fit` estimates: solve the design, then the statistics of the solution (given the draws).
+
+    Every estimator's functions take the same arguments; each uses the ones it needs."""
+
+    solve: Callable[..., _Solution]
+    statistics: Callable[..., _Statistics]
+
+
+#: The estimators of :func:`fit` by name (its ``FitResult.estimator``); ``robust=True`` chooses ``huber``.
+_ESTIMATORS: dict[str, _Estimator] = {
+    "ols": _Estimator(_solve_ols, _ols_statistics),
+    "huber": _Estimator(_solve_huber, _huber_statistics),
+}
+
+
+def _draws(kind: str, bootstrap: int, X: np.ndarray, y: np.ndarray, groups: np.ndarray, rng, estimator: str,
+           huber_delta: float, sol: _Solution) -> np.ndarray | None:
+    """The draws of the parameters: bootstrap resamples (of clusters or rows), model-based OLS draws, or none."""
+    if kind in ("cluster-bootstrap", "row-bootstrap") and bootstrap:
+        resample = groups if kind == "cluster-bootstrap" else np.arange(X.shape[0])
+        return _bootstrap(X, y, resample, bootstrap, rng, estimator, huber_delta, sol.theta)
+    if kind == "ols" and bootstrap:
+        return _model_draws(sol.theta, sol.cov, sol.dfr, bootstrap, rng)
+    return None
 
 
 def fit(
@@ -458,14 +589,64 @@ def fit(
     Raises:
         ComplawError: bad settings, invalid cells, too few rows, or a design that identifies nothing.
     """
+    d = _design(data, form, direction=direction, unit=unit, interval=interval, conf=conf, bootstrap=bootstrap,
+                drop_invalid=drop_invalid, mapping=mapping, group=group, weights=weights)
+    rng = np.random.default_rng(seed)
+    cl, groups, clusters = _clusters(d.frame, cluster, d.n)
+    kind, note = _choose_interval(interval, robust=robust, bootstrap=bootstrap, cl=cl, cluster=cluster,
+                                  clusters=clusters, where=d.where)
+    y, X = _weighted(d.y, d.X, d.w)
+    name = "huber" if robust else "ols"
+    estimator = _ESTIMATORS[name]
+    sol = estimator.solve(X, y, rank=d.rank, delta=huber_delta, seed=seed)
+    boot = _draws(kind, bootstrap, X, y, groups, rng, name, huber_delta, sol)
+    st = estimator.statistics(sol, X, y, boot, conf)
+    n_clusters = len(clusters) if kind == "cluster-bootstrap" else 0
+    params = _params(d, sol.theta, st, boot, kind, n_clusters, conf)
+    cond = condition_number(X)
+    unreliable, bounded, leaves = _reliability(d, sol.theta, st.r2, cond, bounds)
+    return FitResult(
+        form=d.form, direction=d.direction, unit=d.unit, estimator=name, params=params,
+        n_obs=d.n, df_resid=sol.dfr, r2=st.r2, r2_uncentred=st.r2_uncentred,
+        r2_adj=st.r2_adj, r2_adj_uncentred=st.r2_adj_uncentred,
+        fvalue=st.fvalue, f_pvalue=st.f_pvalue, aic=st.aic, bic=st.bic, **_prediction_errors(d, sol.theta),
+        condition_number=cond, warnings=_fit_warnings(d, X, leaves, note), sign_violations=_sign_violations(d, params),
+        conf=conf, group=dict(group or {}), dropped=d.dropped, boot=boot,
+        cluster=cl if kind == "cluster-bootstrap" else None, n_clusters=n_clusters, interval_kind=kind,
+        interval_note=note, unidentified=d.unident, unreliable=unreliable, theta=np.asarray(sol.theta, dtype=float),
+        rank=sol.rank, bounded=bounded, out_of_bounds=leaves, weighting=d.weighting,
+    )
+
+
+@dataclass(frozen=True)
+class _Design:
+    """One fit's checked rows and unweighted log-space design (see :func:`_design`)."""
+
+    form: LawForm
+    unit: DUnit
+    direction: str
+    frame: pd.DataFrame
+    dropped: dict[str, int]
+    where: str  # the table and group, for messages
+    y: np.ndarray
+    X: np.ndarray
+    w: np.ndarray | None  # row weights (mean 1), or None
+    weighting: str
+    unident: dict[str, str]  # parameter → why the design cannot identify it
+    rank: int
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+def _design(data, form: str | LawForm, *, direction: str | None, unit: DUnit | None, interval: str, conf: float,
+            bootstrap: int, drop_invalid: bool, mapping, group: dict[str, str] | None, weights: str) -> _Design:
+    """Check the settings, read the rows, build the design and the weights; stop on a design that cannot be fitted
+    (fewer rows than parameters + 1, or no parameter identified)."""
     form = get_form(form)
     unit = unit or DUnit()
-    if interval not in INTERVALS:
-        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
-    if not (0 < conf < 1):
-        raise ComplawError(f"--conf {conf}: must lie in (0, 1), e.g. 0.95")
-    if bootstrap < 0:
-        raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
+    _check_settings(interval, conf, bootstrap)
     ld: LawData = as_law_data(data, mapping=mapping)
     if form.fixed_direction:
         direction = form.fixed_direction
@@ -481,7 +662,6 @@ def fit(
         raise ComplawError(
             f"{where}: {n} usable row(s) for form {form.name} with {p} parameters; need at least {p + 1}"
         )
-    names = form.param_names
     if weights not in WEIGHTS:
         raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
     w, weighting = _weights(form, frame, weights, where)
@@ -491,94 +671,81 @@ def fit(
             f"{where}: the design identifies no parameter of {form.name} ("
             + "; ".join(f"{k}: {v}" for k, v in list(unident.items())[:2]) + ")"
         )
-    rng = np.random.default_rng(seed)
+    return _Design(form, unit, direction, frame, dropped, where, y, X, w, weighting, unident, rank)
+
+
+def _check_settings(interval: str, conf: float, bootstrap: int) -> None:
+    """A bad ``interval``, ``conf`` or ``bootstrap`` is the caller's error, named by its option."""
+    if interval not in INTERVALS:
+        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
+    if not (0 < conf < 1):
+        raise ComplawError(f"--conf {conf}: must lie in (0, 1), e.g. 0.95")
+    if bootstrap < 0:
+        raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
+
+
+def _clusters(frame: pd.DataFrame, cluster: str | None, n: int) -> tuple[str | None, np.ndarray, list[str]]:
+    """(the cluster column, if the rows have it; each row's cluster, or its row number; the sorted clusters)."""
     cl = cluster if cluster and cluster in frame.columns else None
     groups = frame[cl].astype(str).to_numpy() if cl else np.arange(n)
     clusters = sorted(set(groups)) if cl else []
-    kind, note = _choose_interval(interval, robust=robust, bootstrap=bootstrap, cl=cl, cluster=cluster,
-                                  clusters=clusters, where=where)
-    y_raw, X_raw = y, X
-    if w is not None:  # WLS as OLS on rows scaled by sqrt(w): estimates, SEs, bootstrap all follow
-        sw = np.sqrt(w)
-        y, X = y * sw, X * sw[:, None]
-    if robust:
-        theta = huber_fit(X, y, delta=huber_delta, seed=seed)
-        ols = cov = None
-        dfr = n - rank
-    else:
-        # statsmodels is the OLS engine. Imported here, not at the top: it takes over a second to import, which
-        # `complaw forms`, `critical` and `import complaw.cli` never pay. Its default pinv solve gives the
-        # minimum-norm solution of a rank-deficient design; the parameters that design cannot pin down are
-        # reported as not identifiable below.
-        from statsmodels.regression.linear_model import OLS
+    return cl, groups, clusters
 
-        with catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-            # a rank-deficient design is no surprise here: `unidentified` has already named what it cannot tell
-            filterwarnings("ignore", message="The design matrix is rank-deficient")
-            ols = OLS(y, X).fit()
-        theta = np.asarray(ols.params, dtype=float)
-        cov = np.asarray(ols.cov_params(), dtype=float)
-        rank, dfr = int(ols.model.rank), int(ols.df_resid)
-    resid = y - X @ theta
-    ssr = float(resid @ resid)
-    if kind in ("cluster-bootstrap", "row-bootstrap") and bootstrap:
-        resample = groups if kind == "cluster-bootstrap" else np.arange(n)
-        boot = _bootstrap(X, y, resample, bootstrap, rng, "huber" if robust else "ols", huber_delta, theta)
-    elif kind == "ols" and bootstrap:
-        boot = _model_draws(theta, cov, dfr, bootstrap, rng)
-    else:
-        boot = None
+
+def _weighted(y: np.ndarray, X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """WLS as OLS on rows scaled by sqrt(w): estimates, SEs, bootstrap all follow (unchanged without weights)."""
+    if w is None:
+        return y, X
+    sw = np.sqrt(w)
+    return y * sw, X * sw[:, None]
+
+
+def _params(d: _Design, theta: np.ndarray, st: _Statistics, boot: np.ndarray | None, kind: str, n_clusters: int,
+            conf: float) -> dict[str, Estimate]:
+    """Every parameter's :class:`Estimate`; one the design cannot identify gets no estimate or interval.
+
+    The interval is the t interval where the estimator gives one (OLS), else the bootstrap percentile one."""
     booted = kind in ("cluster-bootstrap", "row-bootstrap") and boot is not None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if robust:  # standard errors from the resamples, intervals their percentiles
-            from scipy import stats
-
-            se = boot.std(axis=0, ddof=1) if boot is not None else np.full(p, math.nan)
-            pvals = 2 * stats.t.sf(np.abs(theta / se), dfr)
-            t_ci = None
-        else:
-            se = np.asarray(ols.bse, dtype=float)
-            pvals = np.asarray(ols.pvalues, dtype=float)
-            t_ci = np.asarray(ols.conf_int(alpha=1 - conf), dtype=float)
     lo_q, hi_q = 100 * (0.5 - conf / 2), 100 * (0.5 + conf / 2)
-    n_clusters = len(clusters) if kind == "cluster-bootstrap" else 0
     params = {}
-    for j, name in enumerate(names):
-        if name in unident:
-            params[name] = Estimate(name, math.nan, math.nan, None, math.nan, None, False, unident[name], kind,
+    for j, name in enumerate(d.form.param_names):
+        if name in d.unident:
+            params[name] = Estimate(name, math.nan, math.nan, None, math.nan, None, False, d.unident[name], kind,
                                     n_clusters)
             continue
         boot_ci = (float(np.percentile(boot[:, j], lo_q)), float(np.percentile(boot[:, j], hi_q))) if booted else None
-        ci = boot_ci if robust else (float(t_ci[j, 0]), float(t_ci[j, 1]))
-        params[name] = Estimate(name, float(theta[j]), float(se[j]), ci, float(pvals[j]), boot_ci, True, "", kind,
-                                n_clusters)
+        ci = boot_ci if st.t_ci is None else (float(st.t_ci[j, 0]), float(st.t_ci[j, 1]))
+        params[name] = Estimate(name, float(theta[j]), float(st.se[j]), ci, float(st.pvals[j]), boot_ci, True, "",
+                                kind, n_clusters)
+    return params
 
-    if robust:
-        sst_c, sst_u = float(((y - y.mean()) ** 2).sum()), float(y @ y)
-        fvalue = f_pvalue = math.nan
-        llf = -0.5 * n * (math.log(2 * math.pi * max(ssr, 1e-300) / n) + 1)  # Gaussian, as for OLS
-        aic, bic = -2 * llf + 2 * rank, -2 * llf + rank * math.log(n)
-    else:
-        # statsmodels' R² is the centred one when the design spans a constant (an intercept, or a column such as
-        # log 2 at D = 0 everywhere) and the uncentred one otherwise; both are made from its sums of squares.
-        # F tests against the constant-only model or against 0 by the same rule.
-        ssr, sst_c, sst_u = float(ols.ssr), float(ols.centered_tss), float(ols.uncentered_tss)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ok_f = ols.df_model > 0 and dfr > 0
-            fvalue = float(ols.fvalue) if ok_f else math.nan
-            f_pvalue = float(ols.f_pvalue) if ok_f else math.nan
-            aic, bic = float(ols.aic), float(ols.bic)
-    r2 = 1 - ssr / sst_c if sst_c > 0 else math.nan
-    r2_u = 1 - ssr / sst_u if sst_u > 0 else math.nan
-    target = frame[form.target].to_numpy(dtype=float)
-    pred = np.exp(form.predict_log(theta, frame, unit))
+
+def _prediction_errors(d: _Design, theta: np.ndarray) -> dict[str, float]:
+    """RMSE and absolute relative errors on the original scale; the log-space RMSE and Duan's smearing factor
+    (all on unweighted rows)."""
+    target = d.frame[d.form.target].to_numpy(dtype=float)
+    pred = np.exp(d.form.predict_log(theta, d.frame, d.unit))
     are = np.abs(pred - target) / np.abs(target)
-    conds = form.sign_conditions(direction)
-    violations = tuple(
+    log_resid = d.y - d.X @ theta
+    return {"rmse": float(np.sqrt(np.mean((pred - target) ** 2))), "mare": float(are.mean()),
+            "median_are": float(np.median(are)), "max_are": float(are.max()),
+            "log_rmse": math.sqrt(float((log_resid ** 2).sum()) / d.n),
+            "smearing": float(np.mean(np.exp(log_resid)))}
+
+
+def _sign_violations(d: _Design, params: dict[str, Estimate]) -> tuple[str, ...]:
+    """Each identifiable parameter whose estimate breaks the form's sign condition, in words."""
+    conds = d.form.sign_conditions(d.direction)
+    return tuple(
         f"{k} = {params[k].estimate:.4g} should be {'> 0' if s > 0 else '< 0'}"
-        for k, s in conds.items() if k not in unident and np.sign(params[k].estimate) != s
+        for k, s in conds.items() if k not in d.unident and np.sign(params[k].estimate) != s
     )
-    cond = condition_number(X)
+
+
+def _reliability(d: _Design, theta: np.ndarray, r2: float, cond: float,
+                 bounds: bool | None) -> tuple[tuple[str, ...], bool, str]:
+    """(why the fit is unreliable, whether the target is bounded to [0, 1], where the law leaves [0, 1] or '')."""
+    form, frame = d.form, d.frame
     unreliable = []
     comp = form.term("compression")
     if comp is not None and frame[comp.column].nunique() < 3:
@@ -587,34 +754,25 @@ def fit(
         unreliable.append(f"negative centred R² ({r2:.3g}): the law fits worse than a constant")
     if math.isfinite(cond) and cond > COND_LIMIT:
         unreliable.append(f"ill-conditioned design (condition number {cond:.0f} > {COND_LIMIT:.0f})")
-    bounded = (direction == HIGHER and form.target == "L" and unit_interval_metric(frame)) if bounds is None \
+    bounded = (d.direction == HIGHER and form.target == "L" and unit_interval_metric(frame)) if bounds is None \
         else bool(bounds)
-    leaves = _leaves_unit_interval(form, theta, frame, unit) if bounded else ""
+    leaves = _leaves_unit_interval(form, theta, frame, d.unit) if bounded else ""
     if leaves:
         unreliable.append(leaves)
-    warnings = list(diagnose(form, frame, unit, X))
+    return tuple(unreliable), bounded, leaves
+
+
+def _fit_warnings(d: _Design, X: np.ndarray, leaves: str, note: str) -> tuple[Diagnostic, ...]:
+    """The design's diagnostics, then out-of-bounds, rank deficiency and the interval note, as warnings."""
+    warnings = list(diagnose(d.form, d.frame, d.unit, X))
     if leaves:
         warnings.append(Diagnostic("out-of-bounds", leaves))
-    warnings += [Diagnostic("rank-deficient", f"{k}: {v}") for k, v in unident.items()
+    warnings += [Diagnostic("rank-deficient", f"{k}: {v}") for k, v in d.unident.items()
                  if v.startswith("the design is rank-deficient")]
     if note:
         code = "bootstrap-refused" if "refused" in note else "few-clusters"
         warnings.append(Diagnostic(code, note))
-    return FitResult(
-        form=form, direction=direction, unit=unit, estimator="huber" if robust else "ols", params=params,
-        n_obs=n, df_resid=dfr, r2=r2, r2_uncentred=r2_u,
-        r2_adj=1 - (1 - r2) * (n - 1) / dfr if dfr > 0 else math.nan,
-        r2_adj_uncentred=1 - (1 - r2_u) * n / dfr if dfr > 0 else math.nan,
-        fvalue=fvalue, f_pvalue=f_pvalue, aic=aic, bic=bic,
-        rmse=float(np.sqrt(np.mean((pred - target) ** 2))), mare=float(are.mean()),
-        median_are=float(np.median(are)), max_are=float(are.max()), log_rmse=math.sqrt(float(((y_raw - X_raw @ theta) ** 2).sum()) / n),
-        smearing=float(np.mean(np.exp(y_raw - X_raw @ theta))), condition_number=cond,
-        warnings=tuple(warnings), sign_violations=violations, conf=conf,
-        group=dict(group or {}), dropped=dropped, boot=boot, cluster=cl if kind == "cluster-bootstrap" else None,
-        n_clusters=n_clusters, interval_kind=kind, interval_note=note, unidentified=unident,
-        unreliable=tuple(unreliable), theta=np.asarray(theta, dtype=float), rank=rank,
-        bounded=bounded, out_of_bounds=leaves, weighting=weighting,
-    )
+    return tuple(warnings)
 
 
 #: Row weightings of :func:`fit`.
@@ -726,11 +884,11 @@ def fit_each(
             except ComplawError as err:
                 if str(err).startswith("--"):  # a bad setting (--interval, --conf, …) is no group's fault
                     raise
-                out.append(FitFailure(f.name, key, _without_source(str(err), sub.source), len(sub.frame)))
+                out.append(FitFailure(f.name, key, without_source(str(err), sub.source), len(sub.frame)))
     return out
 
 
-def _without_source(message: str, source: str) -> str:
+def without_source(message: str, source: str) -> str:
     """A group failure's reason without the leading ``source [group]:`` (the row names the group)."""
     if message.startswith(source):
         rest = message[len(source):]

@@ -254,9 +254,9 @@ def _fit_forms(sub: LawData, key, forms, unit, bootstrap, seed, direction=None, 
 
 
 def _strip(reason: str, source: str) -> str:
-    from complaw.laws.fit import _without_source
+    from complaw.laws.fit import without_source
 
-    return _without_source(reason, source)
+    return without_source(reason, source)
 
 
 def best_form(fits: dict[str, FitResult]) -> str | None:

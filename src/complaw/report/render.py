@@ -351,7 +351,21 @@ def _rating(v) -> str:
 
 def html(data: dict, a: Analysis) -> str:
     """``index.html``: summary, figures, comparison, validation, decisions, speed laws, failures."""
-    sig = a.sigmas
+    out = _html_header(data, a)
+    out += _html_summary(a)
+    out += _html_figures(data)
+    out += _html_comparison(a)
+    out += _html_validation(a)
+    out += _html_decisions(a)
+    out += _html_d_min(a)
+    out += _html_speed(a)
+    out += _html_failures(a)
+    out.append("<p class='small'>Written by complaw report.</p></body></html>")
+    return "\n".join(out)
+
+
+def _html_header(data: dict, a: Analysis) -> list[str]:
+    """The page head, title, source line and navigation; then the weighting and the analysis notes."""
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(data['title'])}</title>",
            f"<style>{CSS}</style></head><body>", f"<h1>{esc(data['title'])}</h1>",
            f"<p>Source <code>{esc(a.source)}</code>: {a.n_rows} rows, {a.n_success} succeeded, "
@@ -366,8 +380,12 @@ def html(data: dict, a: Analysis) -> str:
     if weighting_text(a):
         out.append(f"<p>{esc(weighting_text(a))}</p>")
     out += [f"<p class='warn'>{esc(n)}</p>" for n in a.notes]
+    return out
 
-    # summary
+
+def _html_summary(a: Analysis) -> list[str]:
+    """The summary section: one row of key numbers per group."""
+    sig = a.sigmas
     rows = []
     for g in a.groups:
         best, v = g.best, g.best_validation()
@@ -378,7 +396,7 @@ def html(data: dict, a: Analysis) -> str:
         rows.append([esc(g.label), esc(g.best_form or "–"), status, fmt(best.r2, ".3f") if best else "–",
                      (f"{pct(v.median_are)} / {pct(v.max_are)} " + _rating(v)) if v else "–"]
                     + [esc(rcrit_text(g.r_crit.get(s))) for s in sig] + [f"{sp05.value:.2f}×" if sp05 else "–"])
-    out += ["<h2 id='summary'>Summary</h2>",
+    return ["<h2 id='summary'>Summary</h2>",
             f"<p>Per (method, metric) group: the best form (the {BEST_CRITERION}), its status (unreliable: "
             "fewer than 3 ratios, a negative centred R² or an ill-conditioned design), its centred R², the worst "
             "held-out validation "
@@ -388,8 +406,10 @@ def html(data: dict, a: Analysis) -> str:
             _table(["group", "best form", "status", "R²", "held-out error"] + [f"r_crit σ={s:g}" for s in sig]
                    + ["speedup r=0.5"], rows, left=2, raw=True)]
 
-    # figures
-    out.append("<h2 id='figures'>Figures</h2>")
+
+def _html_figures(data: dict) -> list[str]:
+    """The figures section: each drawn figure with its caption, then the ones not drawn and why."""
+    out = ["<h2 id='figures'>Figures</h2>"]
     for name, rel in data["figures"].items():
         title, caption = CAPTIONS.get(name, (name, ""))
         out.append(f"<figure><img src='{esc(rel)}' alt='{esc(title)}'><figcaption><b>{esc(title)}.</b> "
@@ -399,53 +419,58 @@ def html(data: dict, a: Analysis) -> str:
         out.append(f"<p class='warn'><b>{esc(title)}</b>: not drawn — {esc(note)}</p>")
     for name, err in data["figure_errors"].items():
         out.append(f"<p class='bad'>figure {esc(name)} could not be drawn: {esc(err)}</p>")
+    return out
 
-    # comparison
-    out += ["<h2 id='comparison'>Law fits (Table-1 style comparison)</h2>",
+
+def _html_comparison(a: Analysis) -> list[str]:
+    """The law-fit section: one row per (group, form), Table-1 style."""
+    rows = [_html_comparison_row(g, name, g.fits.get(name)) for g in a.groups for name in a.forms]
+    return ["<h2 id='comparison'>Law fits (Table-1 style comparison)</h2>",
             "<p>R² unc. is the uncentred R² that statsmodels reports for a model without intercept (what the "
             "paper compares; it flatters the fit); R² is the centred one. Parameter intervals: 95%, of the kind "
             "named in the status column. A parameter the table cannot identify has no estimate, interval or sign "
-            "verdict. Rows excluded: failed experiments and invalid cells.</p>"]
-    rows = []
-    for g in a.groups:
-        for name in a.forms:
-            res = g.fits.get(name)
-            if res is None:
-                why = g.fit_errors.get(name, "not fitted")
-                rows.append([esc(g.label), esc(name), "<span class='bad'>failed</span>", "–", "–", "–", "–", "–",
-                             "–", f"<span class='bad'>not fitted: {esc(why)}</span>", "", ""])
-                continue
-            best = " <b>(best)</b>" if name == g.best_form else ""
-            signs = esc(res.sign_text()) if res.sign_ok else "<span class='bad'>violated: " + esc("; ".join(res.sign_violations)) + "</span>"
-            warns = "<br>".join(f"<span class='warn'>[{esc(w.code)}]</span> {esc(w.message)}" for w in res.warnings)
-            status = esc(status_text(res))
-            if res.status != "ok" or res.unidentified:
-                status = f"<span class='warn'>{status}</span>"
-            status += "<br><span class='small'>" + esc(interval_text(res.interval_kind, res.n_clusters,
-                                                                       res.interval_note)) + "</span>"
-            rows.append([esc(g.label), esc(name) + best, status, str(res.n_obs), esc(excluded_text(g.excluded(name))),
-                         fmt(res.r2_uncentred, ".4f"), fmt(res.r2, ".4f"), fmt(res.aic, ".1f"), pct(res.mare),
-                         signs, esc(params_text(res)), warns])
-    out.append(_table(["group", "form", "status (intervals)", "n", "rows excluded", "R² unc.", "R²", "AIC", "MARE",
-                       "signs", "parameters [95% interval]", "warnings"], rows, left=3, raw=True))
+            "verdict. Rows excluded: failed experiments and invalid cells.</p>",
+            _table(["group", "form", "status (intervals)", "n", "rows excluded", "R² unc.", "R²", "AIC", "MARE",
+                    "signs", "parameters [95% interval]", "warnings"], rows, left=3, raw=True)]
 
-    # validation
-    out += ["<h2 id='validation'>Held-out validation</h2>",
-            "<p>Each scheme refits the law without a part of the data and predicts it: leave-one-model-out, "
-            "small-to-large (fit on smaller models, predict the largest), leave-one-ratio-out. Shown for the "
-            "best form and the decision law of each group.</p>"]
+
+def _html_comparison_row(g: GroupAnalysis, name: str, res) -> list[str]:
+    """One row of the law-fit table (cells already escaped): the fit of form ``name``, or why there is none."""
+    if res is None:
+        why = g.fit_errors.get(name, "not fitted")
+        return [esc(g.label), esc(name), "<span class='bad'>failed</span>", "–", "–", "–", "–", "–",
+                "–", f"<span class='bad'>not fitted: {esc(why)}</span>", "", ""]
+    best = " <b>(best)</b>" if name == g.best_form else ""
+    signs = esc(res.sign_text()) if res.sign_ok else \
+        "<span class='bad'>violated: " + esc("; ".join(res.sign_violations)) + "</span>"
+    warns = "<br>".join(f"<span class='warn'>[{esc(w.code)}]</span> {esc(w.message)}" for w in res.warnings)
+    status = esc(status_text(res))
+    if res.status != "ok" or res.unidentified:
+        status = f"<span class='warn'>{status}</span>"
+    status += "<br><span class='small'>" + esc(interval_text(res.interval_kind, res.n_clusters,
+                                                               res.interval_note)) + "</span>"
+    return [esc(g.label), esc(name) + best, status, str(res.n_obs), esc(excluded_text(g.excluded(name))),
+            fmt(res.r2_uncentred, ".4f"), fmt(res.r2, ".4f"), fmt(res.aic, ".1f"), pct(res.mare),
+            signs, esc(params_text(res)), warns]
+
+
+def _html_validation(a: Analysis) -> list[str]:
+    """The held-out validation section: every scheme run, then every scheme skipped and why."""
     rows = [[esc(g.label), esc(v.form), esc(v.scheme), str(len(v.folds)), str(v.n_test), pct(v.median_are),
              pct(v.max_are), _rating(v)] for g in a.groups for v in g.validation]
-    rows += [[esc(g.label), esc(f), esc(s), "–", "–", "–", "–", f"<span class='warn'>skipped: {esc(why)}</span>"]
-             for g in a.groups for f, s, why in g.validation_skipped]
-    out.append(_table(["group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"], rows,
-                      left=3, raw=True))
+    rows += [[esc(g.label), esc(f), esc(s), "–", "–", "–", "–",
+              f"<span class='warn'>skipped: {esc(why)}</span>"] for g in a.groups for f, s, why in g.validation_skipped]
+    return ["<h2 id='validation'>Held-out validation</h2>",
+            "<p>Each scheme refits the law without a part of the data and predicts it: leave-one-model-out, "
+            "small-to-large (fit on smaller models, predict the largest), leave-one-ratio-out. Shown for the "
+            "best form and the decision law of each group.</p>",
+            _table(["group", "form", "scheme", "folds", "held-out rows", "median", "max", "rating"], rows,
+                   left=3, raw=True)]
 
-    # decisions
-    out += ["<h2 id='decisions'>Decisions</h2>",
-            f"<p>From the decision law (<code>{esc(next((g.decision_fit.form.name for g in a.groups if g.decision_fit), 'sengupta2025'))}</code>, paper Theorem 3.1): beyond r_crit(σ) no amount "
-            "of RFT keeps retention ≥ σ. Intervals: 95%, of the kind named. A decision that needs a parameter "
-            "the table cannot identify is not given.</p>"]
+
+def _html_decisions(a: Analysis) -> list[str]:
+    """The decisions section's head and its r_crit table: one row per (group, σ), or the group's error."""
+    decision = next((g.decision_fit.form.name for g in a.groups if g.decision_fit), "sengupta2025")
     rows = []
     for g in a.groups:
         if not g.r_crit:
@@ -455,24 +480,31 @@ def html(data: dict, a: Analysis) -> str:
                                  d.extra.get("interval_note", "")) if d.interval else ""
             rows.append([esc(g.label), f"{s:g}", esc(rcrit_text(d, ".4f")) if d.regime != "critical" else
                          fmt(d.value, ".4f"), ival(d.interval, ".4f"), esc(kind), esc(d.message)])
-    out.append(_table(["group", "σ", "r_crit", "95% interval", "interval kind", "reading"], rows, raw=True))
+    return ["<h2 id='decisions'>Decisions</h2>",
+            f"<p>From the decision law (<code>{esc(decision)}</code>, paper Theorem 3.1): beyond r_crit(σ) no "
+            "amount of RFT keeps retention ≥ σ. Intervals: 95%, of the kind named. A decision that needs a "
+            "parameter the table cannot identify is not given.</p>",
+            _table(["group", "σ", "r_crit", "95% interval", "interval kind", "reading"], rows, raw=True)]
+
+
+def _d_min_cell(g: GroupAnalysis, sigma: float, r: float) -> str:
+    """One cell of the D_min table: the minimum RFT data at (r, σ) with its interval, or its regime."""
+    rec = next((x for x in g.d_min if x["sigma"] == sigma and abs(x["r"] - r) < 1e-9), None)
+    if rec is None:
+        return "–"
+    if rec["regime"] == "unreachable":
+        return "unreachable"
+    if rec["regime"] == "no-rft-needed":
+        return "0"
+    return f"{fmt(rec['value'], '.3g')} {ival(rec['interval'], '.3g')}".strip()
+
+
+def _html_d_min(a: Analysis) -> list[str]:
+    """The rest of the decisions section: the groups without D_min and why, then the D_min(r, σ) table."""
     shown_r = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-    rows = []
-    for g in a.groups:
-        for s in sig:
-            cells = []
-            for r in shown_r:
-                rec = next((x for x in g.d_min if x["sigma"] == s and abs(x["r"] - r) < 1e-9), None)
-                if rec is None:
-                    cells.append("–")
-                elif rec["regime"] == "unreachable":
-                    cells.append("unreachable")
-                elif rec["regime"] == "no-rft-needed":
-                    cells.append("0")
-                else:
-                    cells.append(f"{fmt(rec['value'], '.3g')} {ival(rec['interval'], '.3g')}".strip())
-            if g.d_min:
-                rows.append([g.label, f"{s:g}"] + cells)
+    rows = [[g.label, f"{s:g}"] + [_d_min_cell(g, s, r) for r in shown_r]
+            for g in a.groups if g.d_min for s in a.sigmas]
+    out = []
     no_dmin = [[g.label, g.d_min_error] for g in a.groups if not g.d_min and g.d_min_error]
     if no_dmin:
         out += ["<p>No minimum RFT data for:</p>", _table(["group", "reason"], no_dmin, left=2)]
@@ -480,18 +512,23 @@ def html(data: dict, a: Analysis) -> str:
         out += [f"<p>Minimum RFT data D_min(r, σ) in {esc(a.unit.name)} (raw D units of the table), "
                 "with its 95% interval (kind as for r_crit):</p>",
                 _table(["group", "σ"] + [f"r = {r:g}" for r in shown_r], rows, left=1)]
+    return out
 
-    # speed
-    out += ["<h2 id='speed'>Speed laws</h2>", f"<p>{esc(SPEED_TEXT)}</p>"]
+
+def _html_speed(a: Analysis) -> list[str]:
+    """The speed-law section: the law per method, then measured vs predicted per runtime measurement."""
     head, srows = speed_law_rows(a)
-    out.append(_table(head, srows))
+    out = ["<h2 id='speed'>Speed laws</h2>", f"<p>{esc(SPEED_TEXT)}</p>", _table(head, srows)]
     head, prows = speed_point_rows(a)
     if prows:
         out += ["<p>Measured vs predicted speedup per runtime measurement:</p>",
                 _table(head, prows, left=2)]
+    return out
 
-    # failures
-    out.append("<h2 id='failures'>Failures</h2>")
+
+def _html_failures(a: Analysis) -> list[str]:
+    """The failures section: the failed experiment rows, then the rows each fit excluded per group."""
+    out = ["<h2 id='failures'>Failures</h2>"]
     if a.failures.empty:
         out.append("<p>No failed experiments.</p>")
     else:
@@ -503,8 +540,7 @@ def html(data: dict, a: Analysis) -> str:
                                                               "not fitted" for f in a.forms] for g in a.groups]
     out += ["<p>Rows each fit excluded:</p>",
             _table(["group", "rows", "failed"] + list(a.forms), rows, left=1)]
-    out.append("<p class='small'>Written by complaw report.</p></body></html>")
-    return "\n".join(out)
+    return out
 
 
 def comparison_frame(a: Analysis) -> pd.DataFrame:

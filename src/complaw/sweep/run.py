@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +35,12 @@ from complaw.recipe import (
     ExperimentConfig,
     ExperimentRecord,
     Metrics,
-    _now,
     evaluate_base,
+    failed_records,
     hashable,
     prepare,
     run_unit,
+    utc_now,
 )
 from complaw.sweep.executors import get_executor
 from complaw.sweep.spec import SweepSpec, Unit
@@ -56,17 +56,6 @@ def base_key(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Job:
-    """What an executor runs: a base evaluation (``configs`` of one) or a unit."""
-
-    kind: str  # "base" | "unit"
-    label: str
-    configs: list[ExperimentConfig]
-    base: Metrics | None = None
-    threads: int | None = None
-
-
 @dataclass
 class JobResult:
     records: list[ExperimentRecord] = field(default_factory=list)
@@ -75,7 +64,39 @@ class JobResult:
     wall_s: float = 0.0
 
 
-def run_job(job: Job) -> JobResult:
+@dataclass(frozen=True)
+class BaseJob:
+    """What an executor runs to measure a base model once (L0 and its runtime)."""
+
+    label: str
+    configs: list[ExperimentConfig]  # one
+    threads: int | None = None
+
+    def run(self) -> JobResult:
+        try:
+            return JobResult(base=evaluate_base(self.configs[0]))
+        except Exception as err:
+            return JobResult(error=f"{type(err).__name__}: {err}")
+
+
+@dataclass(frozen=True)
+class UnitJob:
+    """What an executor runs for one unit: compress once, then every D (one record per config)."""
+
+    label: str
+    configs: list[ExperimentConfig]
+    base: Metrics | None = None
+    threads: int | None = None
+
+    def run(self) -> JobResult:
+        try:
+            records = run_unit(self.configs, base=self.base)
+        except Exception as err:  # prepare() refused it, or an internal error: every record says why
+            records = failed_records(self.configs, err, self.base)
+        return JobResult(records=records)
+
+
+def run_job(job: BaseJob | UnitJob) -> JobResult:
     """Run one job, never raising: failures come back as failed records (or a base error)."""
     if job.threads:
         torch.set_num_threads(job.threads)
@@ -83,25 +104,11 @@ def run_job(job: Job) -> JobResult:
 
     hf_logging.disable_progress_bar()  # the sweep shows its own progress
     start = time.perf_counter()
-    if job.kind == "base":
-        try:
-            return JobResult(base=evaluate_base(job.configs[0]), wall_s=time.perf_counter() - start)
-        except Exception as err:
-            return JobResult(error=f"{type(err).__name__}: {err}", wall_s=time.perf_counter() - start)
-    try:
-        records = run_unit(job.configs, base=job.base)
-    except Exception as err:  # prepare() refused it, or an internal error: every record says why
-        records = []
-        for cfg in job.configs:
-            rec = ExperimentRecord(config_hash=cfg.config_hash(), config=cfg, base=job.base, started_at=_now(),
-                                   finished_at=_now())
-            rec.status = "invalid" if err.__class__.__name__ == "ComplawError" else "failed"
-            rec.error = f"{type(err).__name__}: {err}\n" + "".join(traceback.format_exception(err)[-2:]).strip()
-            records.append(rec)
-    wall = time.perf_counter() - start
-    for rec in records:
-        rec.timings_s["unit_wall"] = wall
-    return JobResult(records=records, wall_s=wall)
+    result = job.run()
+    result.wall_s = time.perf_counter() - start
+    for rec in result.records:
+        rec.timings_s["unit_wall"] = result.wall_s
+    return result
 
 
 @dataclass
@@ -175,7 +182,7 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
             if key not in bases:
                 bases[key] = store.get_base(key)
                 if bases[key] is None:
-                    base_jobs.append(Job("base", f"base {u.model}", [u.configs[0]], threads=spec.threads))
+                    base_jobs.append(BaseJob(f"base {u.model}", [u.configs[0]], threads=spec.threads))
         ran, elsewhere = 0, 0
         with ClaimKeeper(store.path, owner, every_s=claim_stale_s / 4), \
                 (_progress(console) if show_progress else _NullProgress()) as progress:
@@ -185,14 +192,14 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                     compute += res.wall_s
                     key = base_key(job.configs[0])
                     if res.base is not None:
-                        store.put_base(key, job.configs[0].model, res.base, _now())
+                        store.put_base(key, job.configs[0].model, res.base, utc_now())
                     else:
                         console.print(f"  base evaluation of {job.configs[0].model} failed: {res.error}", style="red")
                     bases[key] = res.base
                     progress.advance(task)
             task = progress.add_task("units", total=len(todo))
 
-            def claimed() -> Iterator[Job]:
+            def claimed() -> Iterator[UnitJob]:
                 """The units, each claimed just before it is handed to the executor; one another process holds
                 (or stored meanwhile) is left to it."""
                 nonlocal elsewhere
@@ -203,7 +210,7 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                         progress.update(task, advance=1, description=f"units ({u.label}: another process)")
                         continue
                     configs = [c for c in u.configs if c.config_hash() in got]
-                    yield Job("unit", u.label, configs, bases.get(base_key(u.configs[0])), spec.threads)
+                    yield UnitJob(u.label, configs, bases.get(base_key(u.configs[0])), spec.threads)
 
             for job, res in run(claimed(), run_job):
                 compute += res.wall_s

@@ -106,7 +106,7 @@ def make_config(spec: ModelSpec, tok):
 def count_params(model) -> tuple[int, int]:
     """``(total, non-embedding)`` parameters; non-embedding leaves out the token embedding and an untied
     LM head (tied weights are counted once)."""
-    from complaw.compress.registry import count_parameters
+    from complaw.models.params import count_parameters
 
     total = count_parameters(model)
     emb = model.get_input_embeddings().weight
@@ -314,6 +314,10 @@ def _progress_bar(desc: str, total: int):
     return tqdm(total=total, desc=desc, unit="step", mininterval=2.0, leave=True)
 
 
+#: The corpus by split: split name → ``(relative path, text)`` per document, in sorted file order.
+_Splits = dict[str, list[tuple[str, str]]]
+
+
 def build(out: str | Path | None = None, only: Sequence[str] | None = None, show_progress: bool = True) -> dict:
     """Rebuild the zoo (or the parts named in ``only``) into ``out`` (default: the package's assets).
 
@@ -328,19 +332,42 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
         the new ``zoo.json`` index.
     """
     out = Path(out) if out is not None else ASSETS
-    known = list(STAGES) + list(SPEC_BY_NAME)
-    only_set = set(only or known)
-    unknown = only_set - set(known)
-    if unknown:
-        raise ComplawError(f"--only {','.join(sorted(unknown))}: unknown; choose from {', '.join(known)}")
+    only_set = _only_set(only)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(THREADS)
     index_path = out / "zoo.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     seconds: dict[str, float] = dict(index.get("build", {}).get("stage_seconds", {}))
     t_all = time.perf_counter()
+    docs = _build_splits(out, only_set, seconds)
+    tok = _build_tokenizer(out, docs, only_set, seconds)
+    task_items = _build_tasks(out, docs, only_set, seconds)
+    test_texts = [t for _, t in docs["test"]]
+    test_blocks = lm.token_blocks(tok, test_texts, SEQ_LEN)
+    unigram = lm.unigram_entropy(tok, test_texts)
+    _build_models(out, tok, docs, test_blocks, task_items, unigram, only_set, seconds, show_progress)
+    if "tasks" in only_set:  # models not retrained now: bring their cards' accuracies up to date
+        t0 = time.perf_counter()
+        rescore_tasks(out, tok, task_items, unigram)
+        seconds["rescore"] = round(time.perf_counter() - t0, 1)
+    index = _zoo_index(out, tok, docs, task_items, unigram, seconds, t_all, only_set)
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    return index
 
-    # 1. corpus (always re-read: the pretraining split is not shipped)
+
+def _only_set(only: Sequence[str] | None) -> set[str]:
+    """The stages and models to rebuild (default: all of them); an unknown name is an error."""
+    known = list(STAGES) + list(SPEC_BY_NAME)
+    only_set = set(only or known)
+    unknown = only_set - set(known)
+    if unknown:
+        raise ComplawError(f"--only {','.join(sorted(unknown))}: unknown; choose from {', '.join(known)}")
+    return only_set
+
+
+def _build_splits(out: Path, only_set: set[str], seconds: dict[str, float]) -> _Splits:
+    """Step 1: collect and split the corpus (always re-read: the pretraining split is not shipped); with
+    ``splits``, write the manifest and the shipped splits."""
     t0 = time.perf_counter()
     files = corpus.collect_files()
     docs = corpus.split_documents(files)
@@ -350,8 +377,12 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
             corpus.write_jsonl_gz(out / "splits" / f"{name}.jsonl.gz",
                                   [{"path": p, "text": t} for p, t in docs[name]])
         seconds["splits"] = round(time.perf_counter() - t0, 1)
+    return docs
 
-    # 2. tokenizer
+
+def _build_tokenizer(out: Path, docs: _Splits, only_set: set[str], seconds: dict[str, float]):
+    """Step 2: with ``tokenizer``, train the BPE on the pretraining split; then load the tokenizer of ``out``
+    (without one, the shipped tokenizer, which is copied into ``out``)."""
     tok_dir = out / "tokenizer"
     if "tokenizer" in only_set:
         t0 = time.perf_counter()
@@ -363,8 +394,12 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
     tok = AutoTokenizer.from_pretrained(tok_dir if tok_dir.is_dir() else ASSETS / "tokenizer")
     if not tok_dir.is_dir():
         tok.save_pretrained(tok_dir)
+    return tok
 
-    # 3. tasks
+
+def _build_tasks(out: Path, docs: _Splits, only_set: set[str], seconds: dict[str, float]) -> dict[str, list[dict]]:
+    """Step 3: with ``tasks``, build the tasks from the test split; then read the task items of ``out``
+    (without them, the shipped ones)."""
     task_dir = out / "tasks"
     if "tasks" in only_set:
         t0 = time.perf_counter()
@@ -372,44 +407,59 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
             corpus.write_jsonl_gz(task_dir / f"{name}.jsonl.gz", items)
         seconds["tasks"] = round(time.perf_counter() - t0, 1)
     src_tasks = task_dir if task_dir.is_dir() else ASSETS / "tasks"
-    task_items = {name: corpus.read_jsonl_gz(src_tasks / f"{name}.jsonl.gz") for name in tasks.TASKS}
+    return {name: corpus.read_jsonl_gz(src_tasks / f"{name}.jsonl.gz") for name in tasks.TASKS}
 
-    # 4. models
-    test_texts = [t for _, t in docs["test"]]
-    test_blocks = lm.token_blocks(tok, test_texts, SEQ_LEN)
-    unigram = lm.unigram_entropy(tok, test_texts)
+
+def _train_blocks(tok, docs: _Splits) -> torch.Tensor:
+    """The pretraining split as one token stream cut into whole blocks of SEQ_LEN (the rest is dropped)."""
+    stream = torch.tensor(lm.token_stream(tok, [t for _, t in docs["pretrain"]]), dtype=torch.long)
+    n_blocks = len(stream) // SEQ_LEN
+    return stream[: n_blocks * SEQ_LEN].view(n_blocks, SEQ_LEN)
+
+
+def _build_models(out: Path, tok, docs: _Splits, test_blocks, task_items: dict[str, list[dict]], unigram: float,
+                  only_set: set[str], seconds: dict[str, float], show_progress: bool) -> None:
+    """Step 4: build every model named in ``only_set`` (in SPECS order), timing each and printing its numbers."""
     to_train = [s for s in SPECS if s.name in only_set]
-    if to_train:
-        stream = torch.tensor(lm.token_stream(tok, [t for _, t in docs["pretrain"]]), dtype=torch.long)
-        n_blocks = len(stream) // SEQ_LEN
-        train_ids = stream[: n_blocks * SEQ_LEN].view(n_blocks, SEQ_LEN)
+    if not to_train:
+        return
+    train_ids = _train_blocks(tok, docs)
     for spec in to_train:
         t0 = time.perf_counter()
-        bar = _progress_bar(spec.name, spec.steps) if show_progress else None
-
-        def progress(step, steps, loss, bar=bar):
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss:.3f}")
-
-        model, record = train_model(spec, tok, train_ids, progress)
-        if bar is not None:
-            bar.close()
-        mdir = out / "models" / spec.name
-        save_model(model, tok, mdir)
-        metrics = evaluate_checkpoint(mdir, tok, test_blocks, task_items)
-        write_card(mdir, spec, model.config, record, metrics, unigram)
+        metrics = _build_model(spec, out, tok, train_ids, test_blocks, task_items, unigram, show_progress)
         seconds[spec.name] = round(time.perf_counter() - t0, 1)
         print(f"{spec.name}: test loss {metrics['test_loss']:.4f}, avg acc {metrics['avg_acc']:.3f}, "
               f"{seconds[spec.name]:.0f} s", flush=True)
 
-    if "tasks" in only_set:  # models not retrained now: bring their cards' accuracies up to date
-        t0 = time.perf_counter()
-        rescore_tasks(out, tok, task_items, unigram)
-        seconds["rescore"] = round(time.perf_counter() - t0, 1)
 
-    # 5. the index
+def _build_model(spec: ModelSpec, out: Path, tok, train_ids: torch.Tensor, test_blocks,
+                 task_items: dict[str, list[dict]], unigram: float, show_progress: bool) -> dict:
+    """One model: train, store, reload the stored checkpoint, measure it, write its card; returns its metrics."""
+    bar = _progress_bar(spec.name, spec.steps) if show_progress else None
+    model, record = train_model(spec, tok, train_ids, _bar_progress(bar))
+    if bar is not None:
+        bar.close()
+    mdir = out / "models" / spec.name
+    save_model(model, tok, mdir)
+    metrics = evaluate_checkpoint(mdir, tok, test_blocks, task_items)
+    write_card(mdir, spec, model.config, record, metrics, unigram)
+    return metrics
+
+
+def _bar_progress(bar) -> Callable[[int, int, float], None]:
+    """The ``progress`` callback of :func:`train_model`: one step of ``bar`` (if any), the loss every 10 steps."""
+
+    def progress(step, steps, loss):
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+    return progress
+
+
+def _split_info(tok, docs: _Splits) -> dict[str, dict]:
+    """Documents, characters and tokens of each shipped split; documents and characters of the pretraining split."""
     split_info = {}
     for name in corpus.SHIPPED_SPLITS:
         texts = [t for _, t in docs[name]]
@@ -417,6 +467,11 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
                             "tokens": len(lm.token_stream(tok, texts))}
     split_info["pretrain"] = {"documents": len(docs["pretrain"]), "chars": sum(len(t) for _, t in docs["pretrain"]),
                               "shipped": False}
+    return split_info
+
+
+def _model_index(out: Path) -> dict[str, dict]:
+    """The index entry of every model of SPECS that has a card in ``out``: its key numbers and its spec."""
     models = {}
     for spec in SPECS:
         card_path = out / "models" / spec.name / "card.json"
@@ -425,7 +480,15 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
             models[spec.name] = {k: c[k] for k in ("family", "model_type", "params", "non_embedding_params",
                                                    "test_loss", "test_loss_subset", "avg_acc", "avg_acc_norm")}
             models[spec.name]["spec"] = asdict(spec)
-    index = {
+    return models
+
+
+def _zoo_index(out: Path, tok, docs: _Splits, task_items: dict[str, list[dict]], unigram: float,
+               seconds: dict[str, float], t_all: float, only_set: set[str]) -> dict:
+    """Step 5: the ``zoo.json`` index of ``out`` (the caller writes it)."""
+    split_info = _split_info(tok, docs)
+    models = _model_index(out)
+    return {
         "tokenizer": {"type": "byte-level BPE", "vocab_size": len(tok)},
         "seq_len": SEQ_LEN,
         "unigram_entropy_test": round(unigram, 5),
@@ -439,5 +502,3 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
             "python": platform.python_version(), "torch": torch.__version__, "threads": THREADS,
         },
     }
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
-    return index
