@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "complaw"
 STAGES: dict[str, float] = {
     # the foundation every stage may use
     "complaw": 0, "complaw.errors": 0, "complaw.checks": 0, "complaw.cache": 0, "complaw.logs": 0,
-    "complaw.registry": 0, "complaw.data": 0,
+    "complaw.registry": 0, "complaw.data": 0, "complaw.config": 0,
     "complaw.capacity": 0.5,  # number formats and their capacity ρ (numpy only): quantisers and laws read it
     "complaw.models": 1,
     "complaw.zoo": 2,  # the embedded default: bundled checkpoints, corpus splits, tasks; real models by name
@@ -70,11 +70,11 @@ def graph() -> dict[str, set[str]]:
 def stage(module: str) -> float | None:
     """The stage of the longest prefix of ``module`` in :data:`STAGES` (None outside complaw)."""
     parts = module.split(".")
-    for i in range(len(parts), 0, -1):
+    for i in range(len(parts), 1, -1):  # the package's own stage counts for complaw itself only
         key = ".".join(parts[:i])
         if key in STAGES:
             return STAGES[key]
-    return None
+    return STAGES.get(module)
 
 
 def back_edges(g: dict[str, set[str]]) -> list[str]:

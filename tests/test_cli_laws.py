@@ -73,7 +73,7 @@ def test_demo_runs(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["fit", "--bogus"], "No such option: --bogus"),
-    (["run"], "Missing argument"),
+    (["run"], "no model given"),
     (["critical", "--alpha", "x"], "Invalid value for '--alpha'"),
     (["no-such-command"], "No such command"),
     (["run", "zoo:llama-xs", "--ratio", "1.5"], "complaw run: --ratio: Input should be less than 1 (got 1.5)"),

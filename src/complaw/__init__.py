@@ -38,7 +38,7 @@ _EXPORTS = {
     "lm_loss": "complaw.evaluate", "zero_shot": "complaw.evaluate", "measure_runtime": "complaw.evaluate",
     "load_texts": "complaw.textdata", "token_blocks": "complaw.textdata",
     "run_experiment": "complaw.recipe", "ExperimentConfig": "complaw.recipe", "ExperimentRecord": "complaw.recipe",
-    "EvalConfig": "complaw.recipe", "RuntimeConfig": "complaw.recipe",
+    "EvalConfig": "complaw.recipe", "RuntimeConfig": "complaw.recipe", "load_experiment": "complaw.recipe",
     # sweeps and reports
     "run_sweep": "complaw.sweep", "load_spec": "complaw.sweep", "SweepSpec": "complaw.sweep",
     "ResultStore": "complaw.sweep", "build_report": "complaw.report",

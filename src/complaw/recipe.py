@@ -154,6 +154,28 @@ class ExperimentConfig(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def experiment_config(tree: dict, *, where: str = "experiment config",
+                      flags: dict[str, str] | None = None) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a mapping (a YAML config with its overrides applied); a bad setting is
+    one :class:`ComplawError` line naming it (as ``flags`` spells it, when given)."""
+    from pydantic import ValidationError
+
+    from complaw.errors import from_validation
+
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise from_validation(err, where, flags) from None
+
+
+def load_experiment(source: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read an experiment config (YAML) and apply ``key=value`` overrides (as :func:`complaw.sweep.load_spec`)."""
+    from complaw.config import apply_overrides, read_tree
+
+    tree, where = read_tree(source, what="experiment config")
+    return experiment_config(apply_overrides(tree, overrides, example="ratio=0.4"), where=where)
+
+
 class Metrics(BaseModel):
     """Evaluation of one model state."""
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from complaw.errors import from_validation
+from complaw.errors import ComplawError
 
 if TYPE_CHECKING:
     from complaw.recipe import ExperimentRecord
@@ -22,12 +22,31 @@ console = Console(width=None if Console().is_terminal else 120)
 
 
 # Config fields as the flags that set them, for error messages.
-_FLAGS = {"ratio": "--ratio", "rft_samples": "--rft-samples", "lr": "--rft-lr", "rank": "--rft-rank",
-          "seq_len": "--seq-len", "max_blocks": "--test-blocks", "task_limit": "--task-limit", "seed": "--seed"}
+_FLAGS = {"ratio": "--ratio", "rft.rft_samples": "--rft-samples", "rft.lr": "--rft-lr", "rft.rank": "--rft-rank",
+          "rft.seq_len": "--seq-len", "eval.seq_len": "--seq-len", "eval.max_blocks": "--test-blocks",
+          "eval.task_limit": "--task-limit", "seed": "--seed", "rft.seed": "--seed"}
+
+
+#: Each flag as the config setting(s) it sets (a flag given on the command line wins over --config).
+_SETTINGS: dict[str, tuple[str, ...]] = {
+    "model": ("model",), "method": ("method",), "ratio": ("ratio",), "rft_samples": ("rft.rft_samples",),
+    "rft_dataset": ("rft.dataset",), "rft_lr": ("rft.lr",), "rft_rank": ("rft.rank",),
+    "seq_len": ("rft.seq_len", "eval.seq_len"), "test_data": ("eval.test_data",), "test_blocks": ("eval.max_blocks",),
+    "task": ("eval.tasks",), "task_limit": ("eval.task_limit",), "include_path": ("eval.include_path",),
+    "calibration": ("calibration",), "seed": ("seed", "rft.seed"), "device": ("device",), "dtype": ("dtype",),
+    "trust_remote_code": ("trust_remote_code",), "allow_pickle": ("allow_pickle",),
+}
 
 
 def run_command(
-    model: Annotated[str, typer.Argument(help="zoo:NAME, real:NAME, a .gguf file, a checkpoint directory, or a hub id.")],
+    ctx: typer.Context,
+    args: Annotated[list[str] | None, typer.Argument(
+        help="The model (zoo:NAME, real:NAME, a .gguf file, a checkpoint directory, or a hub id), then any "
+             "key=value overrides of the experiment config, e.g. ratio=0.4 rft.rft_samples=64 eval.tasks=[].",
+        show_default=False, metavar="[MODEL] [KEY=VALUE]...")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Experiment config (YAML: the fields of ExperimentConfig — model, method, ratio, "
+        "method_options, rft, eval, runtime, …); flags and key=value overrides given here win over it.")] = None,
     method: Annotated[str, typer.Option("--method", "-m", help="Compression method (complaw methods).")] = "prunenet",
     ratio: Annotated[float, typer.Option("--ratio", "-r", help="The method's compression ratio in [0, 1).")] = 0.3,
     rft_samples: Annotated[int, typer.Option("--rft-samples", "-D", help="Recovery samples D (0: no RFT).")] = 0,
@@ -42,7 +61,8 @@ def run_command(
     task_limit: Annotated[int, typer.Option(help="Items per task.")] = 200,
     include_path: Annotated[str | None, typer.Option(help="Directory of extra lm-eval task YAMLs.")] = None,
     no_runtime: Annotated[bool, typer.Option("--no-runtime", help="Skip the runtime measurement.")] = False,
-    option: Annotated[list[str] | None, typer.Option("--option", help="Method option key=value (repeatable).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="Method option key=value (repeatable; "
+                                                     "complaw methods METHOD lists them).")] = None,
     calibration: Annotated[str | None, typer.Option(help="Calibration data for calibration-based methods.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of compression and RFT.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
@@ -54,38 +74,52 @@ def run_command(
     out: Annotated[Path | None, typer.Option(help="Write the record as JSON here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
 ) -> None:
-    """Run one experiment and print its record: base, compressed and recovered metrics."""
-    from pydantic import ValidationError
+    """Run one experiment and print its record: base, compressed and recovered metrics.
 
+    The experiment is the defaults, then --config (YAML), then the flags given, then key=value overrides.
+    """
     from complaw import checks
     from complaw.cli.compress import parse_options
-    from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig, run_experiment
-    from complaw.recover import RFTConfig
+    from complaw.config import apply_overrides, has_dotted, read_tree, set_dotted
+    from complaw.recipe import experiment_config, run_experiment
     from complaw.textdata import check_source
 
-    # Inputs checked before any work, named by their flags (the recipe checks them again for the API).
     seed = checks.seed(seed)
-    if include_path is not None:
-        checks.input_file(include_path, "--include-path", directory=True)
-    check_source(test_data, "--test-data")
-    check_source(calibration, "--calibration")
-    if rft_samples:
-        check_source(rft_dataset, "--rft-dataset")
+    args = list(args or [])
+    model = args.pop(0) if args and "=" not in args[0] else None
+    tree = read_tree(config, what="experiment config")[0] if config is not None else {}
+    if has_dotted(tree, "seed") and not has_dotted(tree, "rft.seed"):  # one seed, as --seed and sweeps have it
+        set_dotted(tree, "rft.seed", tree["seed"])
+    given = dict(locals())
+    for flag, keys in _SETTINGS.items():  # flags given on the command line win; their defaults fill the gaps
+        value = model if flag == "model" else given[flag]
+        if value is None:
+            continue
+        given_here = flag == "model" or ctx.get_parameter_source(flag).name == "COMMANDLINE"
+        for key in keys:
+            if given_here or not has_dotted(tree, key):
+                set_dotted(tree, key, value)
+    if no_tasks:
+        set_dotted(tree, "eval.tasks", [])
+    if no_runtime:
+        set_dotted(tree, "runtime.enabled", False)
+    if option:
+        tree["method_options"] = {**tree.get("method_options", {}), **parse_options(option)}
+    apply_overrides(tree, args, example="ratio=0.4 or rft.rft_samples=64")
+    if "model" not in tree:
+        raise ComplawError("no model given: complaw run MODEL …, or a model: entry in --config")
+    cfg = experiment_config(tree, where=str(config) if config is not None else "complaw run",
+                            flags=_FLAGS if config is None else None)
+    # Inputs checked before any work, named by their flags (the recipe checks them again for the API).
+    if cfg.eval.include_path is not None:
+        checks.input_file(cfg.eval.include_path, "--include-path", directory=True)
+    check_source(cfg.eval.test_data, "--test-data")
+    check_source(cfg.calibration, "--calibration")
+    if cfg.rft.rft_samples:
+        check_source(cfg.rft.dataset, "--rft-dataset")
     if out is not None:
         checks.output_path(out, "--out")
-    try:
-        cfg = ExperimentConfig(
-            model=model, method=method, ratio=ratio, method_options=parse_options(option), calibration=calibration,
-            seed=seed, device=device, dtype=dtype, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
-            rft=RFTConfig(rft_samples=rft_samples, seq_len=seq_len, dataset=rft_dataset, lr=rft_lr, rank=rft_rank,
-                          seed=seed),
-            eval=EvalConfig(test_data=test_data, seq_len=seq_len, max_blocks=test_blocks,
-                            tasks=[] if no_tasks else task, task_limit=task_limit, include_path=include_path),
-            runtime=RuntimeConfig(enabled=not no_runtime),
-        )
-    except ValidationError as err:  # e.g. --ratio 1.5: one line naming the setting, exit 2
-        raise from_validation(err, "complaw run", _FLAGS) from None
-    with console.status(f"running {method} at r={ratio} on {model} (D={rft_samples})"):
+    with console.status(f"running {cfg.method} at r={cfg.ratio} on {cfg.model} (D={cfg.rft.rft_samples})"):
         record = run_experiment(cfg)
     # The experiment is done: if --out cannot be written now, the record goes to a fallback, never lost.
     written = checks.write_or_keep(record.save, out, "--out") if out is not None else None

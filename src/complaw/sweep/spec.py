@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from complaw.config import apply_overrides, read_tree
 from complaw.errors import ComplawError, from_validation
 from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig
 from complaw.recover import RFTConfig
@@ -163,49 +163,17 @@ def _unique(values: list, what: str) -> list:
     return values
 
 
-def _set(tree: dict, dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for k in keys[:-1]:
-        if not isinstance(node.get(k, {}), dict):
-            raise ComplawError(f"override {dotted}: {k!r} is not a section")
-        node = node.setdefault(k, {})
-    node[keys[-1]] = value
-
-
 def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSpec:
     """Read a spec file (or a preset name: quick, demo, real-quick, real) and apply ``key=value`` overrides."""
     text = str(source)
     if text in PRESETS:
         raw = resources.files("complaw.sweep.presets").joinpath(f"{text}.yaml").read_text()
-        where = f"preset {text}"
+        tree, where = read_tree(text, what="spec", text=raw, where=f"preset {text}")
     else:
-        path = Path(text)
-        if not path.is_file():
+        if not Path(text).is_file():
             raise ComplawError(f"spec {text!r}: no such file; give a YAML spec or a preset ({', '.join(PRESETS)})")
-        where = str(path)
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ComplawError(f"{where}: not a text file (not UTF-8); give a YAML spec") from None
-        except OSError as err:
-            raise ComplawError(f"{where}: cannot be read ({err.strerror or err})") from None
-        if "\x00" in raw:
-            raise ComplawError(f"{where}: a binary file, not a YAML spec")
-    try:
-        tree = yaml.safe_load(raw) or {}
-    except yaml.YAMLError as err:
-        raise ComplawError(f"{where}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(tree, dict):
-        raise ComplawError(f"{where}: the spec must be a mapping of keys to values")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ComplawError(f"override {item!r}: expected key=value, e.g. ratios=[0.1,0.3] or rft.lr=1e-3")
-        try:
-            _set(tree, key.strip(), yaml.safe_load(value))
-        except yaml.YAMLError:
-            raise ComplawError(f"override {item!r}: the value is not valid YAML") from None
+        tree, where = read_tree(text, what="spec")
+    apply_overrides(tree, overrides, example="ratios=[0.1,0.3] or rft.lr=1e-3")
     try:
         return SweepSpec.model_validate(tree)
     except ValidationError as err:
