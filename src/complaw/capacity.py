@@ -296,16 +296,19 @@ def compressor(name: str):
             return x
 
         return chain
-    if fmt.kind == "dense":
-        return lambda x: x.copy()
-    if fmt.kind == "grid":
-        scale = gmse(fmt.name).scale
-        grid = np.asarray(fmt.grid)
-        return lambda x: round_to_grid(x / scale, grid) * scale
+    return _COMPRESSORS[fmt.kind](fmt)
+
+
+def _grid_compressor(fmt: Format):
+    scale = gmse(fmt.name).scale
+    grid = np.asarray(fmt.grid)
+    return lambda x: round_to_grid(x / scale, grid) * scale
+
+
+def _computed_compressor(fmt: Format):
+    """Formats measured by Monte Carlo: block floats, N:M sparsity, absmax INT per tensor/channel/group."""
     if fmt.name in ("mxfp4", "nvfp4"):
         return quant_mxfp4 if fmt.name == "mxfp4" else quant_nvfp4
-    if fmt.kind == "closed":
-        return lambda x: sparse_magnitude(x, fmt.sparsity)
     m = _NM_RE.match(fmt.name)
     if m:
         return lambda x: sparse_nm(x, int(m.group(1)), int(m.group(2)))
@@ -313,6 +316,15 @@ def compressor(name: str):
     bits, kind = int(m.group(1)), m.group(2)
     group = None if kind == "tensor" else ROW if kind == "channel" else int(m.group(3))
     return lambda x: quant_int_absmax(x, bits, group)
+
+
+#: Format kind → the compressor of a format of that kind.
+_COMPRESSORS = {
+    "dense": lambda fmt: (lambda x: x.copy()),
+    "grid": _grid_compressor,
+    "closed": lambda fmt: (lambda x: sparse_magnitude(x, fmt.sparsity)),
+    "mc": _computed_compressor,
+}
 
 
 def _keep_zeros(f, x):
@@ -351,14 +363,21 @@ def gmse_sparse_closed(s: float) -> float:
 def gmse(name: str, samples: int = MC_SAMPLES) -> GMSE:
     """GMSE of format ``name``: exact (fixed grids), closed form (unstructured sparsity) or Monte Carlo."""
     fmt = get_format(name)
-    if fmt.kind == "dense":
-        return GMSE(fmt.name, 0.0, 0.0, "exact")
-    if fmt.kind == "grid":
-        scale, mse = optimal_grid_scale(np.asarray(fmt.grid))
-        return GMSE(fmt.name, mse, 0.0, "exact", scale=scale)
-    if fmt.kind == "closed":
-        return GMSE(fmt.name, gmse_sparse_closed(fmt.sparsity), 0.0, "closed-form")
-    return gmse_monte_carlo(fmt.name, samples)
+    return _GMSE_BY_KIND[fmt.kind](fmt, samples)
+
+
+def _grid_gmse(fmt: Format, samples: int) -> GMSE:
+    scale, mse = optimal_grid_scale(np.asarray(fmt.grid))
+    return GMSE(fmt.name, mse, 0.0, "exact", scale=scale)
+
+
+#: Format kind → how its GMSE is had: exact, closed form or Monte Carlo.
+_GMSE_BY_KIND = {
+    "dense": lambda fmt, samples: GMSE(fmt.name, 0.0, 0.0, "exact"),
+    "grid": _grid_gmse,
+    "closed": lambda fmt, samples: GMSE(fmt.name, gmse_sparse_closed(fmt.sparsity), 0.0, "closed-form"),
+    "mc": lambda fmt, samples: gmse_monte_carlo(fmt.name, samples),
+}
 
 
 # --------------------------------------------------------------------------------- capacity

@@ -96,11 +96,12 @@ def make_config(spec: ModelSpec, tok):
         intermediate_size=spec.intermediate, max_position_embeddings=SEQ_LEN,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )
-    if spec.family == "llama":
-        return LlamaConfig(**common, rms_norm_eps=1e-5, tie_word_embeddings=False)
-    if spec.family == "qwen2":
-        return Qwen2Config(**common, rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False)
-    raise ComplawError(f"model family {spec.family!r}: unknown; known: llama, qwen2")
+    families = {"llama": (LlamaConfig, dict(rms_norm_eps=1e-5, tie_word_embeddings=False)),
+                "qwen2": (Qwen2Config, dict(rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False))}
+    if spec.family not in families:
+        raise ComplawError(f"model family {spec.family!r}: unknown; known: {', '.join(families)}")
+    config_class, settings = families[spec.family]
+    return config_class(**common, **settings)
 
 
 def count_params(model) -> tuple[int, int]:
