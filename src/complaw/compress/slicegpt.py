@@ -283,75 +283,27 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     dim = int(config.hidden_size)
     k = sliced_width(dim, ratio, round_to)
     n_layers = len(adapter.layers_of(model))
-    gen = torch.Generator().manual_seed(seed)
+    device = torch.device(device) if device is not None else adapter.embedding(model).weight.device
     timings = {"forward_s": 0.0, "pca_s": 0.0}  # calibration forward passes; H accumulation + eigh
 
     t0 = time.perf_counter()
-    device = torch.device(device) if device is not None else adapter.embedding(model).weight.device
     xs, layer_kwargs = _record_layer_inputs(model, adapter, batches, device)
     timings["forward_s"] += time.perf_counter() - t0
-    masks = [m.to(x.device) for (_, m), x in zip(batches, xs, strict=True)]
-    dtype = xs[0].dtype
-
+    rot = _Rotations(dim, rotation, seed, [m.to(x.device) for (_, m), x in zip(batches, xs, strict=True)],
+                     xs[0].dtype, timings)
     fuse_norms(model)
 
-    def orientation(signals: list[torch.Tensor]) -> torch.Tensor:
-        t = time.perf_counter()
-        if rotation == "random":
-            q = _random_orthogonal(dim, gen, signals[0].device)
-        else:
-            q = _pca(signals, masks)[1]
-        timings["pca_s"] += time.perf_counter() - t
-        return q
-
-    # Activations are rotated in the model's dtype like the reference (fp32 for half types); weights in fp64.
-    act_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-    def rotate(signals: list[torch.Tensor], q: torch.Tensor) -> list[torch.Tensor]:
-        qa = q.to(act_dtype)
-        return [(x.to(act_dtype) @ qa).to(dtype) for x in signals]
-
     # Embeddings: E (V, D) -> E Q0[:, :k]; the calibration stream follows.
-    q = orientation(xs)
-    emb = adapter.embedding(model)
-    _rotate_inputs(emb, q[:, :k])
-    xs = rotate(xs, q[:, :k])
+    q = rot.orientation(xs)
+    _rotate_inputs(adapter.embedding(model), q[:, :k])
+    xs = rot.rotate(xs, q[:, :k])
     structure = SliceStructure(hidden_size=dim, eps=rms_eps(config), embedding=k, slice_head=slice_head)
     k_in = k
-
     for idx, layer in enumerate(adapter.layers_of(model)):
+        k_out = k if (idx < n_layers - 1 or slice_head) else dim
         home = _device_of(layer)
         layer.to(device)
-        q_in = q[:, :k_in]
-        k_out = k if (idx < n_layers - 1 or slice_head) else dim
-        wdtype = adapter.attn_linears(layer)[0].weight.dtype
-        for lin in adapter.attn_linears(layer)[:3]:
-            _rotate_inputs(lin, q_in)
-
-        # Mid-block residual in the original basis: the shortcut maps the sliced input back (k_in x D).
-        layer.attn_shortcut = nn.Parameter(q_in.T.to(wdtype).contiguous())
-        t = time.perf_counter()
-        mids = [layer.attention_block(x, **layer_kwargs[b][idx]) for b, x in enumerate(xs)]
-        timings["forward_s"] += time.perf_counter() - t
-        q_mid = orientation(mids)[:, :k]
-        layer.attn_shortcut = nn.Parameter((q_in.T @ q_mid).to(wdtype))
-        _rotate_outputs(adapter.attn_linears(layer)[3], q_mid)
-        for lin in adapter.mlp_linears(layer)[:2]:
-            _rotate_inputs(lin, q_mid)
-        mids = rotate(mids, q_mid)
-
-        # Layer output in the original basis, the MLP's shortcut mapping back (k x D).
-        layer.mlp_shortcut = nn.Parameter(q_mid.T.to(wdtype).contiguous())
-        t = time.perf_counter()
-        outs = [layer.mlp_block(m) for m in mids]
-        timings["forward_s"] += time.perf_counter() - t
-        del mids
-        q = orientation(outs)
-        q_out = q[:, :k_out]
-        layer.mlp_shortcut = nn.Parameter((q_mid.T @ q_out).to(wdtype))
-        _rotate_outputs(adapter.mlp_linears(layer)[2], q_out)
-        xs = rotate(outs, q_out)
-        del outs
+        xs, q = _rotate_and_slice_layer(layer, adapter, rot, xs, [kw[idx] for kw in layer_kwargs], q, k_in, k, k_out)
         structure.layers.append(LayerDims(attn_in=k_in, mid=k, out=k_out))
         layer.to(home)
         k_in = k_out
@@ -361,6 +313,68 @@ def rotate_and_slice(model: nn.Module, batches, *, ratio: float, round_to: int =
     model.complaw_slicegpt = structure
     model.complaw_format = "slicegpt"  # complaw.models.io.save(model, ...) then writes the sliced format
     return structure, timings
+
+
+class _Rotations:
+    """The orthogonal bases of the residual stream (PCA of the calibration signal, or random) and the rotation
+    of that signal, with their timings."""
+
+    def __init__(self, dim: int, rotation: str, seed: int, masks: list[torch.Tensor], dtype: torch.dtype,
+                 timings: dict[str, float]):
+        self.dim, self.rotation, self.masks, self.dtype, self.timings = dim, rotation, masks, dtype, timings
+        self.gen = torch.Generator().manual_seed(seed)
+        # Activations are rotated in the model's dtype like the reference (fp32 for half types); weights in fp64.
+        self.act_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+    def orientation(self, signals: list[torch.Tensor]) -> torch.Tensor:
+        t = time.perf_counter()
+        if self.rotation == "random":
+            q = _random_orthogonal(self.dim, self.gen, signals[0].device)
+        else:
+            q = _pca(signals, self.masks)[1]
+        self.timings["pca_s"] += time.perf_counter() - t
+        return q
+
+    def rotate(self, signals: list[torch.Tensor], q: torch.Tensor) -> list[torch.Tensor]:
+        qa = q.to(self.act_dtype)
+        return [(x.to(self.act_dtype) @ qa).to(self.dtype) for x in signals]
+
+    def forward(self, fn, inputs: list, kwargs: list[dict] | None = None) -> list[torch.Tensor]:
+        t = time.perf_counter()
+        out = [fn(x, **(kwargs[b] if kwargs else {})) for b, x in enumerate(inputs)]
+        self.timings["forward_s"] += time.perf_counter() - t
+        return out
+
+
+def _rotate_and_slice_layer(layer, adapter: FamilyAdapter, rot: _Rotations, xs: list[torch.Tensor],
+                            kwargs: list[dict], q: torch.Tensor, k_in: int, k: int, k_out: int):
+    """Rotate and slice one decoder layer in place: its inputs arrive in basis ``q[:, :k_in]``; the block's middle
+    gets its own basis (width ``k``), its output the next one (width ``k_out``). Returns the rotated outputs
+    (the next layer's inputs) and the output basis."""
+    q_in = q[:, :k_in]
+    wdtype = adapter.attn_linears(layer)[0].weight.dtype
+    for lin in adapter.attn_linears(layer)[:3]:
+        _rotate_inputs(lin, q_in)
+
+    # Mid-block residual in the original basis: the shortcut maps the sliced input back (k_in x D).
+    layer.attn_shortcut = nn.Parameter(q_in.T.to(wdtype).contiguous())
+    mids = rot.forward(layer.attention_block, xs, kwargs)
+    q_mid = rot.orientation(mids)[:, :k]
+    layer.attn_shortcut = nn.Parameter((q_in.T @ q_mid).to(wdtype))
+    _rotate_outputs(adapter.attn_linears(layer)[3], q_mid)
+    for lin in adapter.mlp_linears(layer)[:2]:
+        _rotate_inputs(lin, q_mid)
+    mids = rot.rotate(mids, q_mid)
+
+    # Layer output in the original basis, the MLP's shortcut mapping back (k x D).
+    layer.mlp_shortcut = nn.Parameter(q_mid.T.to(wdtype).contiguous())
+    outs = rot.forward(layer.mlp_block, mids)
+    del mids
+    q = rot.orientation(outs)
+    q_out = q[:, :k_out]
+    layer.mlp_shortcut = nn.Parameter((q_mid.T @ q_out).to(wdtype))
+    _rotate_outputs(adapter.mlp_linears(layer)[2], q_out)
+    return rot.rotate(outs, q_out), q
 
 
 # ------------------------------------------------------------------------------------------------------
