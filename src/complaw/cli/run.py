@@ -43,7 +43,7 @@ def run_command(
     args: Annotated[list[str] | None, typer.Argument(
         help="The model (zoo:NAME, real:NAME, a .gguf file, a checkpoint directory, or a hub id), then any "
              "key=value overrides of the experiment config, e.g. ratio=0.4 rft.rft_samples=64 eval.tasks=[].",
-        show_default=False, metavar="[MODEL] [KEY=VALUE]...")] = None,
+        show_default=False, metavar="MODEL KEY=VALUE")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="Experiment config (YAML: the fields of ExperimentConfig — model, method, ratio, "
         "method_options, rft, eval, runtime, …); flags and key=value overrides given here win over it.")] = None,
