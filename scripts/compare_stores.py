@@ -23,12 +23,12 @@ NOT_RESULTS = {"timings_s", "runtime", "base_latency_s", "prefill_latency_s", "d
                "policy_source", "time_s", "seconds", "flops_per_token"}
 
 
-def strip(value, renamed: dict[str, str]):
+def strip(value):
     if isinstance(value, dict):
-        return {renamed.get(k, k): strip(v, renamed) for k, v in value.items()
+        return {k: strip(v) for k, v in value.items()
                 if k not in NOT_RESULTS and not k.endswith(("_time_s", "_s_per_episode"))}
     if isinstance(value, list):
-        return [strip(v, renamed) for v in value]
+        return [strip(v) for v in value]
     return value
 
 
@@ -54,7 +54,6 @@ def main(before: str, after: str) -> int:
     a, b = stores
     problems = [f"only in before: {h}" for h in sorted(set(a) - set(b))]
     problems += [f"only in after: {h}" for h in sorted(set(b) - set(a))]
-    fields = 0
     for h in sorted(set(a) & set(b)):
         # the compression record now holds every option as resolved, and no run-time objects (the tokenizer):
         # compare the settings the old one held
@@ -64,8 +63,7 @@ def main(before: str, after: str) -> int:
             a[h]["compression"]["options"] = old_opts
         if b[h].get("compression"):
             b[h]["compression"]["options"] = {k: v for k, v in b[h]["compression"]["options"].items() if k in old_opts}
-        x, y = strip(a[h], {}), strip(b[h], {})
-        fields += len(str(x))
+        x, y = strip(a[h]), strip(b[h])
         problems += [f"{h} ({a[h]['config']['method']} r={a[h]['config']['ratio']}){d}" for d in diff(x, y)]
     print(f"{len(set(a) & set(b))} records matched by config hash ({len(a)} before, {len(b)} after); "
           f"{len(problems)} differences outside timings")

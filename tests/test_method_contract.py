@@ -55,6 +55,24 @@ def test_a_second_registration_of_a_name_raises():
     assert get_method("prunenet") is spec
 
 
+def test_a_lazy_entry_is_listed_with_its_help_and_imported_on_first_use():
+    import sys
+
+    from complaw.registry import Registry
+
+    sys.modules.pop("xml.dom.minidom", None)
+    reg = Registry("thing", unknown="thing {name!r}: unknown; have {available}")
+    reg.lazy("parse", "xml.dom.minidom:parseString", help="parse XML")
+    reg.register("one", 1, help="the number one")
+    assert reg.entries() == [("one", "the number one"), ("parse", "parse XML")]
+    assert "xml.dom.minidom" not in sys.modules  # listed, not imported
+    assert reg.get("parse").__name__ == "parseString" and "xml.dom.minidom" in sys.modules
+    with pytest.raises(ValueError, match="already registered"):
+        reg.lazy("parse", "json:loads")
+    with pytest.raises(ComplawError, match="thing 'two': unknown; have one, parse"):
+        reg.get("two")
+
+
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_every_option_has_a_type_a_default_and_help(name):
     spec = get_method(name)

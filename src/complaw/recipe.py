@@ -505,10 +505,11 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
         try:
             with timed(t, "load"):
                 model = _load(cfg, device, dtype)
-            if base is None:
+            measured_here = base is None
+            if measured_here:
                 with timed(t, "evaluate_base"):
                     base = evaluate(model, with_runtime=False)
-            runtime = _PairedRuntime(cfg, evaluate, base if "evaluate_base" in t else None)
+            runtime = _PairedRuntime(cfg, evaluate, base if measured_here else None)
             runtime.before_compression(model, t)
             with timed(t, "compress"):
                 model, comp = compress(model, cfg.method, cfg.ratio, seed=cfg.seed, **method_options(cfg, tokenizer))

@@ -165,20 +165,24 @@ def _caller() -> str:
 
 
 _plugins_loaded: set[str] = set()
+_entry_points: list = []  # read once: the complaw.plugins entry points not yet imported
+_entry_points_read = False
 
 
 def load_plugins() -> list[str]:
     """Import the plugin modules (entry points of group ``complaw.plugins`` and ``$COMPLAW_PLUGINS``) not yet
     imported; returns the names imported now. A plugin that cannot be imported is one clear line."""
-    wanted: list[tuple[str, Callable[[], Any]]] = []
-    for item in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(","))):
-        wanted.append((item, lambda item=item: _import_plugin(item)))
-    if not getattr(load_plugins, "_entry_points_read", False):
-        load_plugins._entry_points_read = True  # type: ignore[attr-defined]
+    global _entry_points_read
+    if not _entry_points_read:
+        _entry_points_read = True
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group=PLUGINS_GROUP):
-            wanted.append((f"entry point {ep.name} ({ep.value})", ep.load))
+        _entry_points.extend((f"entry point {ep.name} ({ep.value})", ep.load)
+                             for ep in entry_points(group=PLUGINS_GROUP))
+    wanted: list[tuple[str, Callable[[], Any]]] = [
+        (item, lambda item=item: _import_plugin(item))
+        for item in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",")))]
+    wanted += _entry_points
     done = []
     for key, load in wanted:
         if key in _plugins_loaded:

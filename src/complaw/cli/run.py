@@ -90,9 +90,8 @@ def run_command(
     tree = read_tree(config, what="experiment config")[0] if config is not None else {}
     if has_dotted(tree, "seed") and not has_dotted(tree, "rft.seed"):  # one seed, as --seed and sweeps have it
         set_dotted(tree, "rft.seed", tree["seed"])
-    given = dict(locals())
     for flag, keys in _SETTINGS.items():  # flags given on the command line win; their defaults fill the gaps
-        value = model if flag == "model" else given[flag]
+        value = model if flag == "model" else ctx.params[flag]
         if value is None:
             continue
         given_here = flag == "model" or ctx.get_parameter_source(flag).name == "COMMANDLINE"

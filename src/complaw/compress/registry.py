@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from torch import nn
 
 from complaw.errors import ComplawError
-from complaw.models.params import count_parameters, tensor_fingerprint  # noqa: F401  (their old home)
+from complaw.models.params import count_parameters
 from complaw.registry import Registry
 
 MethodFn = Callable[..., tuple[nn.Module, dict[str, Any]]]
