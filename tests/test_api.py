@@ -29,3 +29,12 @@ def test_safe_name_gives_one_plain_path_component():
     for bad in ("../../etc/passwd", "/abs/path", "a\\b", "..", "zoo:llama-m", "x y;rm -rf"):
         out = safe_name(bad)
         assert out and "/" not in out and "\\" not in out and ".." not in out and " " not in out
+
+
+def test_compress_and_recover_stay_callable_once_their_modules_are_imported():
+    """``complaw.compress`` / ``complaw.recover`` are modules and API functions: both uses work in any order."""
+    code = ("import complaw, complaw.compress.prunenet, complaw.recover;"
+            "m, rec = complaw.compress(complaw.load('zoo:llama-xs'), 'random-ffn', ratio=0.5);"
+            "print(callable(complaw.recover), callable(complaw.compress.prunenet.train_policy), rec.param_reduction > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "True"]

@@ -4,14 +4,13 @@ Each row is (command line, message fragment): the command must exit 2 with one `
 input, no traceback, and leave every file it was given as it was. ``{table}``, ``{spec}``, ``{tmp}`` and
 ``{file}`` are filled in per test (a good results table, a good sweep spec, the test's directory, a plain
 file that blocks a path). Model loading and the store have their own catalogues (test_hostile_models.py,
-test_store_safety.py). Also here: exit codes propagate (130 on Ctrl-C, with the store intact and the
-sweep resumable) and the CLI keeps library warnings off the console.
+test_store_safety.py). Also here: exit codes propagate (130 on Ctrl-C, 143 on SIGTERM, with the store intact
+and the sweep resumable; a sweep started with SIGINT ignored keeps ignoring it) and the CLI keeps library
+warnings off the console.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +20,7 @@ import warnings
 
 import pytest
 import yaml
+from tests.hostile import refused_unchanged
 
 from complaw import logs
 from complaw.cli import main
@@ -98,23 +98,9 @@ CATALOGUE = [
 ]
 
 
-def _snapshot(directory) -> dict[str, str]:
-    return {p: hashlib.sha256(open(os.path.join(directory, p), "rb").read()).hexdigest()
-            for p in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, p))}
-
-
 @pytest.mark.parametrize("line, fragment", CATALOGUE, ids=[c[0] for c in CATALOGUE])
 def test_bad_input_is_one_line_and_exit_2(files, line, fragment, capsys):
-    argv = [a.format(**files) for a in line.split()]
-    before = _snapshot(files["tmp"])
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert fragment.format(**files) in lines[0]
-    assert "Traceback" not in err
-    assert _snapshot(files["tmp"]) == before  # nothing written, nothing changed
+    refused_unchanged(capsys, line, fragment, files)
 
 
 def test_a_column_name_with_spaces_can_be_mapped(files, capsys):
@@ -162,14 +148,17 @@ def test_library_warnings_go_to_the_log_file(tmp_path, monkeypatch, capfd):
     assert "FutureWarning: past_key_values is deprecated" in text and "a transformers warning" in text
 
 
-def test_ctrl_c_exits_130_and_the_sweep_resumes(tiny, tmp_path):
-    spec = yaml.safe_load(open(_spec(tiny, tmp_path)))
+def _start_sweep(tiny, tmp_path, sigint=signal.SIG_DFL):
+    """A sweep of 16 tiny units in a child process (SIGINT as given: the test runner's own may be ignored, as
+    under nohup or a background shell), once it has stored two experiments."""
+    _spec(tiny, tmp_path)
     db = tmp_path / "results.db"
     cmd = [sys.executable, "-m", "complaw", "sweep", str(tmp_path / "spec.yaml"), "--no-report"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
     deadline, stored = time.time() + 300, 0
     while time.time() < deadline and proc.poll() is None and stored < 2:
-        time.sleep(0.2)
+        time.sleep(0.1)
         if db.exists():
             try:
                 with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
@@ -177,19 +166,42 @@ def test_ctrl_c_exits_130_and_the_sweep_resumes(tiny, tmp_path):
             except sqlite3.OperationalError:
                 continue
     assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    return proc, db
+
+
+def _stopped_cleanly_and_resumes(tiny, tmp_path, db):
+    """The store is intact, holds what finished (no claim left), and a rerun completes the sweep."""
+    total = 8 * 2
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = con.execute("SELECT COUNT(*) FROM experiments WHERE status = 'success'").fetchone()[0]
+        assert con.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # released
+    assert 2 <= kept < total
+    assert main(["sweep", str(tmp_path / "spec.yaml"), "--no-report"]) == 0  # resumes and completes
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        assert con.execute("SELECT COUNT(*) FROM experiments WHERE status = 'success'").fetchone()[0] == total
+
+
+def test_ctrl_c_exits_130_and_the_sweep_resumes(tiny, tmp_path):
+    proc, db = _start_sweep(tiny, tmp_path)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
     assert "interrupted" in out + err and "Traceback" not in err
     assert "Warning" not in err and "fatal:" not in err  # library warnings go to the log file
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        kept = con.execute("SELECT COUNT(*) FROM experiments WHERE status = 'success'").fetchone()[0]
-    total = len(spec["ratios"]) * len(spec["rft_samples"])
-    assert 2 <= kept < total
-    assert main(["sweep", str(tmp_path / "spec.yaml"), "--no-report"]) == 0  # resumes and completes
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        assert con.execute("SELECT COUNT(*) FROM experiments WHERE status = 'success'").fetchone()[0] == total
+    _stopped_cleanly_and_resumes(tiny, tmp_path, db)
+
+
+def test_sigterm_exits_143_and_a_sweep_started_ignoring_sigint_keeps_ignoring_it(tiny, tmp_path):
+    proc, db = _start_sweep(tiny, tmp_path, sigint=signal.SIG_IGN)  # as under nohup or `cmd &`
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None, proc.communicate()  # still running: SIGINT stays ignored
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, (out, err)
+    assert "terminated" in out + err and "Traceback" not in err
+    _stopped_cleanly_and_resumes(tiny, tmp_path, db)
 
 
 def _spec(tiny, tmp_path):

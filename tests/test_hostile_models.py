@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.hostile import refused
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from complaw.cli import main
@@ -43,18 +44,6 @@ def copy_of(model_dir: Path, tmp_path: Path, name: str = "copy") -> Path:
 
 def digests(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def refused(capsys, code: int, *fragments: str) -> str:
-    """Exit 2 and exactly one ``error: ...`` line on stderr holding every fragment; no traceback."""
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 # --- pickled weights -----------------------------------------------------------------------------------

@@ -150,3 +150,21 @@ def test_random_tables_give_results_or_clean_errors(df, drop_invalid, robust):
         assert str(err) and "\n" not in str(err)
     else:
         assert res.n_obs >= 4 and np.isfinite(res.coef_vector).all()
+
+
+def test_d_unit_converts_a_complaw_store_and_labels_any_other_table():
+    import pandas as pd
+
+    from complaw.laws.data import LawData, express_d
+
+    store = LawData(pd.DataFrame({"L": [1.0, 1.1], "L0": [1.0, 1.0], "r": [0.1, 0.2], "D": [0.0, 16.0],
+                                  "D_tokens": [0.0, 2048.0]}), "results.db")
+    k = express_d(store, "k-tokens")
+    assert k.frame["D"].tolist() == [0.0, 2.048] and "D_tokens" not in k.frame.columns
+    assert express_d(k, "k-tokens").frame["D"].tolist() == [0.0, 2.048]  # expressing twice changes nothing
+    assert express_d(store, "samples").frame["D"].tolist() == [0.0, 16.0]
+    assert express_d(store, "100-samples").frame["D"].tolist() == [0.0, 0.16]
+    with pytest.raises(ComplawError, match="--d-unit 'M-bogus': results.db is a complaw store"):
+        express_d(store, "M-bogus")
+    other = LawData(store.frame.drop(columns=["D_tokens"]), "mine.csv")
+    assert express_d(other, "M-tokens") is other  # its D is in the named unit already

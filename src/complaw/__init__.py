@@ -56,5 +56,20 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'complaw' has no attribute {name!r}")
 
 
+def callable_module(module_name: str, fn) -> None:
+    """Make the module ``module_name`` callable as ``fn``.
+
+    ``complaw.compress`` and ``complaw.recover`` are both a module of the package and a function of the API. Once
+    the module is imported, Python binds it as the package's attribute, so ``complaw.compress(model, …)`` would
+    reach the module; calling the module calls the function, and ``complaw.compress.prunenet`` still works.
+    """
+    import sys
+    import types
+
+    module = sys.modules[module_name]
+    module.__class__ = type("CallableModule", (types.ModuleType,),
+                            {"__call__": lambda self, *args, **kwargs: fn(*args, **kwargs), "__doc__": module.__doc__})
+
+
 def __dir__():
     return sorted(set(globals()) | set(__all__))

@@ -9,6 +9,9 @@ what would be right, so the CLI prints it and exits 2:
 - :func:`input_file` — a file to read exists, is a file and can be read;
 - :func:`output_path` — a file or directory to write can be written, checked *before* the work;
 - :func:`not_inside` — an output that would overwrite its own source (``compress DIR --out DIR``);
+- :func:`not_the_input` — an output file that is the file being read (``results S --export S``);
+- :func:`model_output_dir`, :func:`not_inside_checkpoint` — a model is never saved over another model's
+  checkpoint (without ``--overwrite``) nor into its folder;
 - :func:`write_or_keep` — write a result; when the place asked for cannot be written, write it next to a
   fallback (or to a temporary file) and say where, so a finished result is never lost.
 
@@ -159,3 +162,122 @@ def _fmt(x) -> str:
 
 def _hint(hint: str) -> str:
     return f"; {hint}" if hint else ""
+
+
+#: Most bootstrap resamples of a fit (the law commands' ``-B`` and a sweep's ``laws.bootstrap``).
+MAX_BOOTSTRAP = 100_000
+
+
+class Bound:
+    """The range of one numeric setting and why it has it, checked with :func:`bounded` before any work.
+
+    ``lo``/``hi`` are inclusive unless ``lo_open``/``hi_open``; ``None`` leaves that side open-ended (the
+    value must still be finite). ``why`` is said in the message, e.g. ``Bound(1, 1000, "timed repeats")``.
+    """
+
+    __slots__ = ("lo", "hi", "why", "lo_open", "hi_open", "integer")
+
+    def __init__(self, lo: float | None = None, hi: float | None = None, why: str = "", *, lo_open: bool = False,
+                 hi_open: bool = False, integer: bool = False):
+        self.lo, self.hi, self.why, self.lo_open, self.hi_open, self.integer = lo, hi, why, lo_open, hi_open, integer
+
+    def __repr__(self) -> str:
+        return f"Bound({_range(self.lo, self.hi, self.lo_open, self.hi_open)})"
+
+
+def bounded(value, name: str, bound: Bound) -> float:
+    """``value`` checked against ``bound`` (finite, inside the range, whole when it says so), else one line
+    naming ``name``, the value, the range and why."""
+    if isinstance(value, bool):  # True is not the number 1 to a user
+        raise ComplawError(f"{name} {value}: not a number{_hint(bound.why)}")
+    return number(value, name, lo=bound.lo, hi=bound.hi, lo_open=bound.lo_open, hi_open=bound.hi_open,
+                  integer=bound.integer, hint=bound.why)
+
+
+def machine_cores() -> int:
+    """The machine's CPU cores (``os.cpu_count()``): more torch threads than cores only contend."""
+    return os.cpu_count() or 1
+
+
+def not_the_input(out: str | os.PathLike, source: str | os.PathLike, what: str, source_what: str) -> None:
+    """Refuse an output file that is the input it is made from (``results store.db --export store.db``,
+    ``report out/comparison.csv --out out``): writing it would destroy what is being read."""
+    o, s = Path(out).expanduser(), Path(source).expanduser()
+    try:
+        same = o.resolve() == s.resolve() or (o.exists() and s.exists() and os.path.samefile(o, s))
+    except OSError:
+        same = False
+    if same:
+        raise ComplawError(f"{what} {out}: is {source_what} ({source}); writing it would overwrite the input — "
+                           "choose another file name")
+
+
+#: The files a saved model consists of (``save_pretrained``, the tokenizer, ``complaw.json``).
+CHECKPOINT_FILES = ("config.json", "complaw.json", "model.safetensors", "model.safetensors.index.json",
+                    "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "pytorch_model.bin")
+
+
+def _checkpoint_files(d: Path) -> list[str]:
+    try:
+        names = {p.name for p in d.iterdir()}
+    except OSError:
+        return []
+    found = [n for n in CHECKPOINT_FILES if n in names]
+    found += sorted(n for n in names if n.endswith(".safetensors") and n not in found)
+    return found
+
+
+def _is_checkpoint(d: Path) -> bool:
+    """A model checkpoint folder: a config.json with weights, or complaw's metadata file."""
+    found = _checkpoint_files(d)
+    return "complaw.json" in found or ("config.json" in found and any(
+        n.endswith((".safetensors", ".bin")) for n in found))
+
+
+def model_output_dir(out: str | os.PathLike, what: str = "--out", *, overwrite: bool = False) -> Path:
+    """A directory a model is saved into must not hold another model: refuse (without creating anything) an
+    ``out`` that already holds checkpoint files (config.json, weights, complaw.json, tokenizer) unless
+    ``overwrite``, and one inside another model's checkpoint folder always."""
+    p = output_path(out, what, directory=True)
+    not_inside_checkpoint(p, what, shown=out)
+    if p.is_dir() and not overwrite:
+        found = _checkpoint_files(p)
+        if found:
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            raise ComplawError(f"{what} {out}: already holds a model checkpoint ({shown}); saving would overwrite "
+                               "it — choose a new or empty directory, or pass --overwrite to replace it")
+    return p
+
+
+def range_text(bound: Bound) -> str:
+    """A bound's range as its messages write it: ``[1, 1000]``, ``(0, 1]``, ``≥ 1``."""
+    return _range(bound.lo, bound.hi, bound.lo_open, bound.hi_open)
+
+
+def not_inside_checkpoint(out: str | os.PathLike, what: str = "--out", *, shown=None) -> None:
+    """Refuse an output (file or directory) inside a model checkpoint folder (``run M --out M/config.json``
+    would replace the model's config with a record): it would mix with, or overwrite, that model's files."""
+    for parent in Path(out).expanduser().absolute().parents:
+        if parent.is_dir() and _is_checkpoint(parent):
+            raise ComplawError(f"{what} {shown or out}: is inside the model checkpoint {parent}; saving there would "
+                               "mix with (or overwrite) that model's files — choose a path outside it")
+
+
+#: Multipliers a D unit's name may start with (``k-tokens``, ``M-tokens``, ``100-samples``).
+_UNIT_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
+STORE_UNITS = "samples, tokens, k-tokens, M-tokens, k-samples or N-samples (e.g. 100-samples)"
+
+
+def unit_parts(name: str) -> tuple[float, str] | None:
+    """``'k-tokens'`` → (1000, 'tokens'); ``'samples'`` → (1, 'samples'); None when the name is neither."""
+    prefix, _, base = name.rpartition("-")
+    if base not in ("samples", "tokens"):
+        return None
+    if prefix in _UNIT_PREFIX:
+        return _UNIT_PREFIX[prefix], base
+    try:
+        mult = float(prefix)
+    except ValueError:
+        return None
+    return (mult, base) if mult > 0 and math.isfinite(mult) else None

@@ -4,7 +4,8 @@ torch, transformers, lm-eval, numpy and statsmodels warn freely (``FutureWarning
 deprecated``, ``RuntimeWarning: divide by zero``); a ``make demo`` log used to be mostly those lines. The CLI
 calls :func:`capture` once: Python warnings and the libraries' loggers are written, each warning once, to
 :func:`log_path` (``complaw.log`` in complaw's cache; created only when something is written) instead of
-stderr. ``complaw --verbose …`` leaves them on the console.
+stderr — or, when the cache cannot hold it (``COMPLAW_CACHE=/dev/null``), to :func:`fallback_log_path` in the
+temporary directory, else nowhere: logging never fails a command. ``complaw --verbose …`` leaves them on the console.
 
     >>> capture(verbose=False)      # what `complaw` does before running a command
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import importlib.abc
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +29,18 @@ def log_path() -> Path:
     from complaw.cache import cache_root
 
     return cache_root() / "complaw.log"
+
+
+def fallback_log_path() -> Path:
+    """Where captured warnings go when the cache cannot hold :func:`log_path`: the temporary directory."""
+    import getpass
+    import tempfile
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid
+        user = str(os.getuid()) if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"complaw-{user}.log"
 
 
 def capture(verbose: bool = False) -> None:
@@ -85,21 +99,42 @@ def _route_transformers(module) -> None:
 
 
 class _LazyFileHandler(logging.FileHandler):
-    """A file handler that creates its directory and file only when the first record arrives."""
+    """A file handler that creates its directory and file only when the first record arrives. When the cache
+    cannot hold the log (``COMPLAW_CACHE`` names a file or a device, or cannot be written), the records go to
+    ``complaw-<user>.log`` in the temporary directory instead, else nowhere: logging never fails a command."""
 
     def __init__(self, path: Path):
         super().__init__(path, encoding="utf-8", delay=True)
+        self._dead = False
+
+    def _open_somewhere(self) -> bool:
+        for path in (Path(self.baseFilename), fallback_log_path()):
+            try:
+                if path.parent.exists() and not path.parent.is_dir():
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists() and not path.is_file():
+                    continue  # a directory or a device where the log should be
+                self.baseFilename = os.path.abspath(path)
+                self.stream = self._open()
+                return True
+            except OSError:
+                continue
+        self._dead = True
+        return False
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is None:
-            try:
-                Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                return  # an unwritable cache: drop the warning rather than fail the command
+        if self._dead:
+            return
+        if self.stream is None and not self._open_somewhere():
+            return  # an unusable cache and temporary directory: drop the warning rather than fail the command
         try:
             super().emit(record)
         except OSError:
             pass
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """A write that fails (a full disk) drops the record: no "--- Logging error ---" on the console."""
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

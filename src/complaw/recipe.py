@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from complaw import checks
-from complaw.checks import MAX_SEED
+from complaw.checks import MAX_SEED, Bound
 from complaw.compress import compress, get_method
 from complaw.compress.registry import check_options, check_ratio
 from complaw.errors import ComplawError
@@ -132,7 +132,7 @@ class ExperimentConfig(BaseModel):
 
     model: str = Field(..., description="zoo:NAME, real:NAME, a .gguf file, a local checkpoint directory, or a hub id")
     method: str = Field(..., description="Registered compression method (complaw methods)")
-    ratio: float = Field(..., ge=0, lt=1, description="The method's own compression ratio")
+    ratio: float = Field(..., ge=0, lt=1, allow_inf_nan=False, description="The method's own compression ratio")
     method_options: dict[str, Any] = Field(default_factory=dict, description="Method-specific options")
     calibration: str | None = Field(None, description="Calibration data for calibration-based methods (default zoo)")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the compression (0 to 2**32 - 1)")
@@ -154,18 +154,98 @@ class ExperimentConfig(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: The longest sequence (tokens) any setting may ask for: beyond the context of every supported model.
+MAX_SEQ_LEN = 131_072
+#: Most recovery samples D. Ten million blocks of ``seq_len`` tokens (over a billion tokens at 128) is far
+#: beyond any recovery run (the study's largest D are thousands); below it, :func:`prepare` checks that the
+#: dataset holds D samples before anything is compressed.
+MAX_RFT_SAMPLES = 10_000_000
+
+#: The range of every numeric setting of an :class:`ExperimentConfig` (dotted key → :class:`~complaw.checks.Bound`),
+#: checked by :func:`check_settings` before any work. (Not in the models' validation: stored records keep loading
+#: whatever their values.)
+SETTING_BOUNDS: dict[str, Bound] = {
+    "ratio": Bound(0, 1, "the method's compression ratio, e.g. 0.3", hi_open=True),
+    "seed": Bound(0, MAX_SEED, "a seed every RNG accepts", integer=True),
+    "rft.rft_samples": Bound(0, MAX_RFT_SAMPLES, "recovery samples D (0: no RFT); ten million is beyond any "
+                             "recovery run", integer=True),
+    "rft.seq_len": Bound(2, MAX_SEQ_LEN, "tokens per recovery sample, within a model's context", integer=True),
+    "rft.rank": Bound(1, 4096, "LoRA rank (the paper: 16); wider than a layer adds nothing", integer=True),
+    "rft.alpha": Bound(0, 1e6, "LoRA alpha (scaling = alpha / rank), e.g. 32", lo_open=True),
+    "rft.dropout": Bound(0, 1, "LoRA dropout probability, e.g. 0.05", hi_open=True),
+    "rft.lr": Bound(0, 1, "AdamW's peak learning rate, e.g. 1e-3; above 1 the adapters diverge", lo_open=True),
+    "rft.weight_decay": Bound(0, 1, "AdamW weight decay, e.g. 0 or 0.01"),
+    "rft.batch_size": Bound(1, 4096, "recovery samples per optimiser step", integer=True),
+    "rft.warmup_fraction": Bound(0, 1, "fraction of the steps warmed up, e.g. 0.1", hi_open=True),
+    "rft.epochs": Bound(1, 1000, "passes over the D samples (the paper: 1)", integer=True),
+    "rft.max_grad_norm": Bound(0, 1e6, "gradient clipping norm, e.g. 1", lo_open=True),
+    "rft.seed": Bound(0, MAX_SEED, "a seed every RNG accepts", integer=True),
+    "eval.seq_len": Bound(2, MAX_SEQ_LEN, "tokens per test block, within a model's context", integer=True),
+    "eval.max_blocks": Bound(1, 1_000_000, "test blocks (null: all the test set holds)", integer=True),
+    "eval.batch_size": Bound(1, 4096, "test blocks per forward pass", integer=True),
+    "eval.task_limit": Bound(1, 1_000_000, "items per task (null: all)", integer=True),
+    "eval.task_batch_size": Bound(1, 4096, "lm-eval batch size", integer=True),
+    "runtime.batch_size": Bound(1, 1024, "sequences per timed forward pass", integer=True),
+    "runtime.seq_len": Bound(1, MAX_SEQ_LEN, "prompt tokens of the runtime measurement", integer=True),
+    "runtime.new_tokens": Bound(1, 4096, "generated tokens of the decode measurement", integer=True),
+    "runtime.repeats": Bound(1, 1000, "timed repeats (the median settles within tens)", integer=True),
+    "runtime.noisy_dispersion": Bound(0, 100, "the spread (IQR / median) beyond which a timing is noisy, e.g. "
+                                      "0.15", lo_open=True),
+}
+
+#: Most lm-eval tasks and extra test sets of one evaluation.
+MAX_EVAL_SETS = 1000
+
+
+def check_settings(cfg: ExperimentConfig, where: str = "experiment config",
+                   names: dict[str, str] | None = None) -> ExperimentConfig:
+    """Every setting of ``cfg`` within its range (:data:`SETTING_BOUNDS`), the model named and the method's
+    options valid — checked before any work; a bad one is one :class:`ComplawError` line starting with
+    ``where`` and naming the setting (as ``names`` spells it, when given)."""
+    names = names or {}
+    if not cfg.model.strip():
+        raise ComplawError(f"{where}: {names.get('model', 'model')} {cfg.model!r}: empty model name; give "
+                           "zoo:NAME, real:NAME, a .gguf file, a checkpoint directory or a hub id")
+    for key, bound in SETTING_BOUNDS.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is not None:
+            checks.bounded(value, f"{where}: {names.get(key, key)}", bound)
+    for key, items in (("eval.tasks", cfg.eval.tasks or []), ("eval.extra_test_data", cfg.eval.extra_test_data)):
+        if len(items) > MAX_EVAL_SETS:
+            raise ComplawError(f"{where}: {names.get(key, key)}: {len(items):,} entries, at most {MAX_EVAL_SETS}")
+        if any(not str(x).strip() for x in items):
+            raise ComplawError(f"{where}: {names.get(key, key)}: an empty name; give each by name")
+    targets = cfg.rft.target_modules
+    if not (targets.strip() if isinstance(targets, str) else targets and all(str(t).strip() for t in targets)):
+        raise ComplawError(f"{where}: {names.get('rft.target_modules', 'rft.target_modules')} {targets!r}: names "
+                           "no module; give 'all-linear' or a list of module names, e.g. [q_proj, v_proj]")
+    for key in ("eval.test_data", "rft.dataset"):
+        if not getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]).strip():
+            raise ComplawError(f"{where}: {names.get(key, key)} '': empty; give zoo:SPLIT, a file or a dataset id")
+    get_method(cfg.method)
+    try:
+        check_options(cfg.method, cfg.method_options)
+    except ComplawError as err:
+        raise ComplawError(f"{where}: {err}") from None
+    return cfg
+
+
 def experiment_config(tree: dict, *, where: str = "experiment config",
                       flags: dict[str, str] | None = None) -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from a mapping (a YAML config with its overrides applied); a bad setting is
-    one :class:`ComplawError` line naming it (as ``flags`` spells it, when given)."""
+    """An :class:`ExperimentConfig` from a mapping (a YAML config with its overrides applied), every setting
+    checked (:func:`check_settings`); a bad setting is one :class:`ComplawError` line naming it (as ``flags``
+    spells it, when given)."""
     from pydantic import ValidationError
 
     from complaw.errors import from_validation
 
     try:
-        return ExperimentConfig.model_validate(tree)
+        cfg = ExperimentConfig.model_validate(tree)
     except ValidationError as err:
         raise from_validation(err, where, flags) from None
+    return check_settings(cfg, where, flags)
 
 
 def load_experiment(source: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -362,9 +442,8 @@ def prepare(cfg: ExperimentConfig):
     Returns:
         ``(device, dtype, tokenizer, evaluator)``.
     """
-    get_method(cfg.method)
+    check_settings(cfg)
     check_ratio(cfg.ratio)
-    check_options(cfg.method, cfg.method_options)
     check_method_files(cfg)
     if cfg.eval.include_path is not None:
         checks.input_file(cfg.eval.include_path, "include_path", directory=True)
@@ -373,9 +452,21 @@ def prepare(cfg: ExperimentConfig):
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
     evaluate.check_tasks()
-    if cfg.rft.rft_samples:
-        load_texts(cfg.rft.dataset, split=cfg.rft.split, text_field=cfg.rft.text_field)
+    check_recovery_data(cfg, tokenizer)
     return device, dtype, tokenizer, evaluate
+
+
+def check_recovery_data(cfg: ExperimentConfig, tokenizer) -> None:
+    """The recovery dataset holds ``cfg.rft.rft_samples`` samples of ``seq_len`` tokens — checked before
+    anything is compressed (tokenising at most D samples' worth of text, which recovery reads anyway)."""
+    rft = cfg.rft
+    if not rft.rft_samples:
+        return
+    texts = load_texts(rft.dataset, split=rft.split, text_field=rft.text_field)
+    held = len(token_blocks(texts, tokenizer, rft.seq_len, rft.rft_samples))
+    if held < rft.rft_samples:
+        raise ComplawError(f"rft samples {rft.rft_samples}: dataset {rft.dataset!r} holds only {held} samples of "
+                           f"{rft.seq_len} tokens; lower D (rft_samples) or the sequence length")
 
 
 def check_method_files(cfg: ExperimentConfig) -> None:
@@ -536,13 +627,12 @@ def run_unit(cfgs: list[ExperimentConfig], *, base: Metrics | None = None) -> li
 
 
 def _prepare_unit(cfgs: list[ExperimentConfig]):
-    """:func:`prepare` for a unit: its configs differ only in D, and every recovery dataset is readable."""
+    """:func:`prepare` for a unit: its configs differ only in D, and the recovery dataset holds the largest D."""
     if len({_unit_key(c) for c in cfgs}) != 1:
         raise ValueError("run_unit: configs of one unit may differ only in rft.rft_samples")
     prepared = prepare(cfgs[0])
-    for c in cfgs[1:]:
-        if c.rft.rft_samples:
-            load_texts(c.rft.dataset, split=c.rft.split, text_field=c.rft.text_field)
+    # the configs differ only in D: the dataset holding the largest D holds every one
+    check_recovery_data(max(cfgs, key=lambda c: c.rft.rft_samples), prepared[2])
     return prepared
 
 

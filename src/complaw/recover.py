@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from complaw import callable_module
 from complaw.errors import ComplawError
 from complaw.evaluate.intrinsic import causal_lm_loss, model_device
 from complaw.textdata import load_texts, token_blocks
@@ -29,7 +30,7 @@ from complaw.textdata import load_texts, token_blocks
 class RFTConfig(BaseModel):
     """Settings of one recovery fine-tuning run (saved with every result)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     # Old names (records and specs written before #16) are read as the new ones.
     rft_samples: int = Field(0, ge=0, validation_alias=AliasChoices("rft_samples", "samples"),
@@ -169,3 +170,6 @@ def recover(model, tokenizer, cfg: RFTConfig, blocks: torch.Tensor | None = None
     record = RFTRecord(int(len(blocks)), int(blocks.numel()), len(curve), cfg.seq_len, cfg.dataset,
                        curve[-1] if curve else None, curve, trainable, time.perf_counter() - start)
     return merged, record
+
+
+callable_module(__name__, recover)  # complaw.recover(model, tokenizer, cfg) calls recover(), imported or not

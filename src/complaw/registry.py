@@ -9,7 +9,9 @@ so no package ``__init__`` has to remember to import them.
 
 Plugins: every module named by the ``complaw.plugins`` entry-point group, or listed (comma-separated module
 names or ``.py`` paths) in the ``COMPLAW_PLUGINS`` environment variable, is imported on the first use of any
-registry — so a method in your own package appears in ``complaw methods``, sweeps and ``complaw run``.
+registry — so a method in your own package appears in ``complaw methods``, sweeps and ``complaw run``. A plugin
+that cannot be imported is one ``warning:`` line on stderr, once, and is left out; commands that do not need
+it work as before.
 
     >>> METHODS = Registry("method", unknown="method {name!r}: unknown compression method; available: {available}")
     >>> @METHODS.register("my-method", help="what it does")
@@ -165,37 +167,57 @@ def _caller() -> str:
 
 
 _plugins_loaded: set[str] = set()
+_plugins_failed: dict[str, str] = {}  # plugin → why it could not be imported (warned about once)
 _entry_points: list = []  # read once: the complaw.plugins entry points not yet imported
 _entry_points_read = False
 
 
+def _read_entry_points() -> list:
+    """The entry points of group :data:`PLUGINS_GROUP` (tests replace this to fake a broken one)."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=PLUGINS_GROUP))
+
+
 def load_plugins() -> list[str]:
     """Import the plugin modules (entry points of group ``complaw.plugins`` and ``$COMPLAW_PLUGINS``) not yet
-    imported; returns the names imported now. A plugin that cannot be imported is one clear line."""
+    imported; returns the names imported now.
+
+    A plugin that cannot be imported (a missing module, an error at import) is reported once, as one
+    ``warning:`` line on stderr naming it, and left out: its entries are missing, every other command works."""
     global _entry_points_read
     if not _entry_points_read:
         _entry_points_read = True
-        from importlib.metadata import entry_points
-
-        _entry_points.extend((f"entry point {ep.name} ({ep.value})", ep.load)
-                             for ep in entry_points(group=PLUGINS_GROUP))
-    wanted: list[tuple[str, Callable[[], Any]]] = [
-        (item, lambda item=item: _import_plugin(item))
+        try:
+            eps = _read_entry_points()
+        except Exception as err:  # noqa: BLE001 - broken package metadata must not break every command
+            eps = []
+            _warn_plugin(f"entry points {PLUGINS_GROUP}", err, "reinstall the package that declares them")
+        _entry_points.extend((f"entry point {ep.name} ({ep.value})", ep.load) for ep in eps)
+    wanted: list[tuple[str, Callable[[], Any], str]] = [
+        (item, lambda item=item: _import_plugin(item), f"fix it or remove it from ${PLUGINS_ENV}")
         for item in filter(None, (s.strip() for s in os.environ.get(PLUGINS_ENV, "").split(",")))]
-    wanted += _entry_points
+    wanted += [(key, load, "fix or uninstall the package that declares it") for key, load in _entry_points]
     done = []
-    for key, load in wanted:
-        if key in _plugins_loaded:
+    for key, load, hint in wanted:
+        if key in _plugins_loaded or key in _plugins_failed:
             continue
         _plugins_loaded.add(key)
         try:
             load()
-        except (ImportError, OSError, SyntaxError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever a plugin raises on import, the others still work
             _plugins_loaded.discard(key)
-            raise ComplawError(f"plugin {key}: cannot be imported ({type(err).__name__}: {err}); fix it or remove "
-                               f"it from ${PLUGINS_ENV}") from None
+            _warn_plugin(key, err, hint)
+            continue
         done.append(key)
     return done
+
+
+def _warn_plugin(key: str, err: BaseException, hint: str) -> None:
+    why = (str(err).strip().splitlines() or [""])[0][:200]
+    _plugins_failed[key] = f"{type(err).__name__}: {why}"
+    print(f"warning: plugin {key}: cannot be imported ({_plugins_failed[key]}); left out — {hint}",
+          file=sys.stderr)
 
 
 def _import_plugin(item: str) -> None:

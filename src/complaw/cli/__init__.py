@@ -84,6 +84,7 @@ COMMANDS: dict[str, str] = {
     "zoo fetch": "complaw.cli.zoo:fetch_cmd",
     "zoo clear": "complaw.cli.zoo:clear_cmd",
     "zoo build": "complaw.cli.zoo:build_cmd",
+    "zoo example": "complaw.cli.example:example_cmd",
     "policy list": "complaw.cli.policy:list_cmd",
     "policy clear": "complaw.cli.policy:clear_cmd",
 }
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C: 130; a sweep's SIGTERM (sweep.run.Terminated): "terminated", 143
+        typer.echo(getattr(err, "message", "interrupted"), err=True)
+        return getattr(err, "exit_code", 130)
     except _USAGE_ERRORS as ex:  # usage errors: click's usage text and the error, exit 2
         if hasattr(ex, "show"):
             ex.show()

@@ -21,17 +21,35 @@ from complaw.errors import ComplawError
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
     """``["key=value", ...]`` -> dict; values are read as JSON when they parse (numbers, true/false,
-    null, lists), else kept as strings (paths, names)."""
+    null, lists), else kept as strings (paths, names). A value longer than
+    :data:`~complaw.config.MAX_VALUE_BYTES`, nested deeper than :data:`~complaw.config.MAX_YAML_DEPTH` or holding
+    a number JSON cannot read is refused before it is parsed into anything."""
+    from complaw.config import MAX_VALUE_BYTES, MAX_YAML_DEPTH
+
     options: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
+        shown = repr(item if len(item) <= 60 else item[:60] + "…")
         if not sep or not key:
-            raise ComplawError(f"--option {item!r}: expected key=value, e.g. --option round_to=64")
+            raise ComplawError(f"--option {shown}: expected key=value, e.g. --option round_to=64")
+        if len(value) > MAX_VALUE_BYTES:
+            raise ComplawError(f"--option {shown}: the value has {len(value):,} characters, more than "
+                               f"{MAX_VALUE_BYTES:,}; an option is a number, a name or a path")
+        depth = deepest = 0
+        for ch in value:  # brackets nested deeper than any option takes (the JSON parser would recurse)
+            depth += (ch in "[{") - (ch in "]}")
+            deepest = max(deepest, depth)
+        if deepest > MAX_YAML_DEPTH:
+            raise ComplawError(f"--option {shown}: nested more than {MAX_YAML_DEPTH} levels deep; an option is a "
+                               "number, a name, a path or a short list")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
             options[key] = value
+        except (ValueError, RecursionError) as err:  # an integer of more than 4,300 digits
+            raise ComplawError(f"--option {shown}: the value cannot be read ({str(err).split(';')[0][:100]}); "
+                               "give a number of ordinary size") from None
     return options
 
 
@@ -187,8 +205,16 @@ def compress_command(
                                       "has no safetensors: loads pickled .bin weights, which can run arbitrary "
                                       "code; only for checkpoints you trust."),
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the model checkpoint --out already holds "
+                                   "(never the model being compressed)."),
 ) -> None:
     """Compress a model and print (and optionally save) its compression record."""
+    if out is not None:  # another model's checkpoint is never overwritten by accident, nor written into
+        from complaw.checks import model_output_dir, not_inside
+
+        if Path(model).expanduser().exists():
+            not_inside(out, model)  # compress DIR --out DIR/sub: named as the source, --overwrite or not
+        model_output_dir(out, "--out", overwrite=overwrite)
     record = run_compress(model, method, ratio, seed=seed, out=out, options=parse_options(option),
                           dtype=dtype, device=device, allow_pickle=allow_pickle)
     if as_json:

@@ -25,9 +25,10 @@ def demo_cmd(
 ) -> int:
     """The main job: a compression-law study on the bundled model zoo — sweep, fit, decide, report.
 
-    Runs the ``demo`` sweep preset (three Llama sizes, PruneNet and SliceGPT, five ratios, three RFT budgets),
+    Runs the demo sweep preset (three Llama sizes, PruneNet and SliceGPT, five ratios, three RFT budgets),
     stores every experiment in complaw_results/results.db (a rerun is near-instant), fits the laws and writes
-    the report. ``--example`` instead runs the law engine alone on the bundled (synthetic) example table.
+    the report to reports/demo. With --example it runs the law engine alone on the bundled (synthetic) example
+    table instead (complaw zoo example writes that table out).
     """
     if example:
         out = out or Path("reports/example")

@@ -79,10 +79,12 @@ def grouping(ld: LawData, group: str | None) -> list[str]:
 def _fits(data, pairs, mapping, table, forms, group, direction, d_unit, d_scale, eps, robust, bootstrap,
           cluster, seed, drop_invalid, interval="auto") -> tuple[LawData, list[FitResult | FitFailure]]:
     """Every (group, form) fitted on its own: results and failures, in group order."""
+    from complaw.laws.data import express_d
     from complaw.laws.forms import DUnit
 
     check_table_args(bootstrap=bootstrap, seed=seed, d_scale=d_scale, eps=eps)
-    return fit_table(load_table(data, pairs, mapping, table), forms, group, direction=direction,
+    ld = express_d(load_table(data, pairs, mapping, table), d_unit)
+    return fit_table(ld, forms, group, direction=direction,
                      unit=DUnit(d_unit, d_scale, eps), robust=robust, bootstrap=bootstrap, cluster=cluster, seed=seed,
                      drop_invalid=drop_invalid, interval=interval)
 
@@ -336,11 +338,12 @@ def validate_cmd(
 
     A scheme that cannot run on a group (no model column, one ratio, one method per group, …) is listed with the reason; the command fails (exit 2) only when no scheme could run at all.
     """  # one line: typer keeps the line breaks of a help paragraph
+    from complaw.laws.data import express_d
     from complaw.laws.forms import DUnit, get_form
     from complaw.laws.validate import SCHEMES
 
     check_table_args(d_scale=d_scale, eps=eps)
-    ld = load_table(data, pairs, mapping, table)
+    ld = express_d(load_table(data, pairs, mapping, table), d_unit)
     for s in scheme or []:
         if s != "all" and s not in SCHEMES:
             raise ComplawError(f"--scheme {s!r}: unknown; use one of {', '.join(SCHEMES)} or all")
@@ -421,8 +424,10 @@ def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, 
         return split_laws(ld, items)
     if beta is None:
         raise ComplawError("give a results table to fit, or the law's parameters (--alpha, --beta, --gamma)")
-    name = (form or ["sengupta2025"])[0]
-    law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale, eps),
+    # Without --gamma the law has no recovery term (Eq. 2, sengupta2025-L0-r): r_crit needs only beta, and a
+    # gamma of 0 filled in here would be judged against the sign conditions as if the user had given it.
+    name = (form or ["sengupta2025" if gamma is not None else "sengupta2025-L0-r"])[0]
+    law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale or 1.0, eps),
                           alpha=alpha if alpha is not None else 1.0, beta=beta,
                           gamma=gamma if gamma is not None else 0.0)
     return [({"form": law.form.name}, law)], []

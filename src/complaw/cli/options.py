@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from complaw.checks import number, work_bound
+from complaw.checks import MAX_BOOTSTRAP, number, work_bound
 from complaw.checks import seed as checks_seed
 from complaw.errors import ComplawError
 
@@ -44,12 +44,13 @@ DirOpt = Annotated[str | None, typer.Option(
     "the metric's name (acc… higher; …loss, ppl lower). A --direction that contradicts a metric's name or the "
     "direction column is an error naming both.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="Table to read from a SQLite file.")]
-DUnitOpt = Annotated[str, typer.Option("--d-unit", help="Name of the unit of D seen by the law.")]
+DUnitOpt = Annotated[str, typer.Option("--d-unit", help="The unit of D seen by the law. On complaw's own store "
+                                       "(D in samples and tokens) it converts: samples, tokens, k-tokens, M-tokens, "
+                                       "100-samples…; on any other table it names the unit D is already in.")]
 DScaleOpt = Annotated[float, typer.Option("--d-scale", help="Raw D units per law unit (D_law = D / scale).")]
 EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 1 + 1/(D+ε).")]
 RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
 #: Bounds on the work one argument can ask for (stated in --help).
-MAX_BOOTSTRAP = 100_000
 MIN_R_STEP = 1e-4
 MAX_FRONTIER = 10_000
 #: |exponent| bound of a speed law given by hand (beyond it, (1+r)^b overflows or means nothing).

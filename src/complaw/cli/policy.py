@@ -18,14 +18,17 @@ def list_cmd() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from complaw.cache import reading
     from complaw.compress.prunenet import cached_policies, policy_cache_dir
 
-    rows = cached_policies()
+    with reading():  # a read command: a missing cache folder reads as empty and is not created
+        rows = cached_policies()
+        where = policy_cache_dir()
     console = Console(width=max(Console().width, 130))
     if not rows:
-        console.print(f"no cached PruneNet policies in {policy_cache_dir()}")
+        console.print(f"no cached PruneNet policies in {where}")
         return
-    table = Table(title=f"PruneNet policies in {policy_cache_dir()}")
+    table = Table(title=f"PruneNet policies in {where}")
     for col in ("fingerprint", "rows × cols", "settings", "episodes", "best", "train s", "KiB", "file"):
         table.add_column(col, justify="right" if col in ("episodes", "best", "train s", "KiB") else "left")
     for r in rows:
@@ -42,7 +45,10 @@ def list_cmd() -> None:
 
 def clear_cmd() -> None:
     """Delete every cached policy (the next PruneNet call on a model trains its policy again)."""
+    from complaw.cache import reading
     from complaw.compress.prunenet import clear_policy_cache, policy_cache_dir
 
-    removed = clear_policy_cache(disk=True)
-    typer.echo(f"removed {removed} cached PruneNet polic{'y' if removed == 1 else 'ies'} from {policy_cache_dir()}")
+    with reading():  # clearing a cache that is not there creates nothing
+        removed = clear_policy_cache(disk=True)
+        where = policy_cache_dir()
+    typer.echo(f"removed {removed} cached PruneNet polic{'y' if removed == 1 else 'ies'} from {where}")

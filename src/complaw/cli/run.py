@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from complaw.recipe import ExperimentRecord
 
 console = Console(width=None if Console().is_terminal else 120)
+progress_console = Console(stderr=True)  # the spinner goes to stderr, the record to stdout
 
 
 # Config fields as the flags that set them, for error messages.
@@ -92,7 +93,7 @@ def run_command(
         set_dotted(tree, "rft.seed", tree["seed"])
     for flag, keys in _SETTINGS.items():  # flags given on the command line win; their defaults fill the gaps
         value = model if flag == "model" else ctx.params[flag]
-        if value is None:
+        if value is None or (flag == "task" and not value):  # typer gives an unset repeatable option as ()
             continue
         given_here = flag == "model" or ctx.get_parameter_source(flag).name == "COMMANDLINE"
         for key in keys:
@@ -116,9 +117,14 @@ def run_command(
     check_source(cfg.calibration, "--calibration")
     if cfg.rft.rft_samples:
         check_source(cfg.rft.dataset, "--rft-dataset")
-    if out is not None:
+    if out is not None:  # the record never lands on an input or inside a model's checkpoint folder
         checks.output_path(out, "--out")
-    with console.status(f"running {cfg.method} at r={cfg.ratio} on {cfg.model} (D={cfg.rft.rft_samples})"):
+        checks.not_inside_checkpoint(out, "--out")
+        for flag, source in (("--config", config), ("--test-data", cfg.eval.test_data),
+                             ("--calibration", cfg.calibration), ("--rft-dataset", cfg.rft.dataset)):
+            if isinstance(source, (str, Path)) and Path(source).exists():
+                checks.not_the_input(out, source, "--out", f"the {flag} input")
+    with progress_console.status(f"running {cfg.method} at r={cfg.ratio} on {cfg.model} (D={cfg.rft.rft_samples})"):
         record = run_experiment(cfg)
     # The experiment is done: if --out cannot be written now, the record goes to a fallback, never lost.
     written = checks.write_or_keep(record.save, out, "--out") if out is not None else None
@@ -159,7 +165,7 @@ def print_record(record: ExperimentRecord) -> None:
                           "is lm-eval's over every task)")
     if record.compression:
         comp = record.compression
-        s0, s = record.base_latency_s, record.compressed.latency_s if record.compressed else None
+        s0, s = record.base_latency_s, record.compressed.prefill_latency_s if record.compressed else None
         rt = record.runtime
         if rt and rt.get("speedup"):
             speedup = (f"  prefill speedup {rt['speedup']:.2f}× (interleaved, {rt['rounds']} rounds, spread "

@@ -12,14 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from complaw.checks import output_path
+from complaw.checks import not_inside_checkpoint, output_path
 from complaw.errors import ComplawError
 
 console = Console(width=None if Console().is_terminal else 140)
 
 
 def sweep_command(
-    spec: Annotated[str, typer.Argument(help="Sweep spec (YAML file) or a preset: quick, demo, real-quick (SmolLM2, ~10 min), real (the study on SmolLM2, ~1 h).")],
+    spec: Annotated[str, typer.Argument(help="Sweep spec (YAML file) or a preset: quick, demo, real-quick (SmolLM2, ~6 min once cached), real (the study on SmolLM2, ~1 h).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="key=value overrides, e.g. ratios=[0.2,0.4] rft.lr=1e-3.",
                                                           show_default=False)] = None,
     executor: Annotated[str, typer.Option(help="local, or ray (units as Ray tasks).")] = "local",
@@ -36,25 +36,40 @@ def sweep_and_report(spec: str, overrides: list[str] | None = None, *, executor:
                      address: str | None = None, retry_failed: bool = False, report: bool = True) -> int:
     """Load a spec (with overrides), run the sweep, then fit the laws and write its report; print a summary.
 
-    Returns the exit code: 0, or 130 when interrupted (every finished unit is stored; a rerun resumes)."""
-    from complaw.sweep import load_spec, run_sweep
+    Returns the exit code: 0, 130 when interrupted (Ctrl-C) or 143 when terminated (SIGTERM); either way every
+    finished unit is stored, the claims are released and a rerun resumes."""
+    from complaw.sweep.run import stop_on_sigterm
 
+    with stop_on_sigterm():
+        return _sweep_and_report(spec, overrides, executor=executor, address=address, retry_failed=retry_failed,
+                                 report=report)
+
+
+def _sweep_and_report(spec: str, overrides: list[str] | None, *, executor: str, address: str | None,
+                      retry_failed: bool, report: bool) -> int:
+    from complaw.sweep import load_spec, run_sweep
+    from complaw.sweep.executors import EXECUTORS
+    from complaw.sweep.store import ResultStore
+
+    if executor not in EXECUTORS:  # before the spec is read or anything written
+        EXECUTORS.get(executor)  # the one-line "unknown; use one of …"
     s = load_spec(spec, overrides)
     report = report and s.report_dir() is not None
     if report:  # a report that cannot be written fails now, not after the sweep
         output_path(s.report_dir(), "report", directory=True)
+        not_inside_checkpoint(s.report_dir(), "report")
     output_path(s.store, "store")
+    ResultStore.check_writable(s.store)  # a device, a FIFO, another program's database: refused here
     try:
         result = run_sweep(s, executor=executor, address=address, retry_failed=retry_failed, console=console)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C (130) or SIGTERM (Terminated, 143): run_sweep said what is stored
+        return getattr(err, "exit_code", 130)
     c = result.counts
     console.print(f"done in {result.wall_s:.0f}s: {result.units_run} units run, {result.units_skipped} already "
                   f"stored, {result.units_elsewhere} left to another process; experiments: "
                   + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     if report:
         from complaw.report.build import sweep_report
-        from complaw.sweep.store import ResultStore
 
         with ResultStore(s.store, readonly=True) as store:
             frame = store.law_frame()
@@ -88,6 +103,13 @@ def results_command(
         if export.suffix not in (".csv", ".parquet", ".pq"):
             raise ComplawError(f"--export {export}: use a .csv or .parquet file name")
         checks.output_path(export, "--export")
+        checks.not_the_input(export, store, "--export", "the store it reads")
+        if export.suffix != ".csv":
+            import importlib.util
+
+            if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):  # pandas' engines
+                raise ComplawError(f"--export {export}: writing .parquet needs an optional package (pyarrow); "
+                                   "pip install 'complaw[parquet]', or export to .csv") from None
     with ResultStore(store, readonly=True) as st:
         frame = st.law_frame() if law_rows else st.frame()
         unreadable = dict(st.unreadable)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import typer
 
-from complaw.errors import ComplawError
-
 
 def list_zoo() -> dict:
     """Print the zoo's models, tasks and splits as rich tables; return the index."""
@@ -99,13 +97,11 @@ def build_cmd(
     out: Path = typer.Option(None, "--out", help="target directory (default: the package's zoo assets)"),
 ) -> None:
     """Rebuild the zoo deterministically on CPU (all of it: ~50 min on a busy 2-core machine; llama-xs: ~2 min)."""
-    from complaw.zoo.build import build
+    from complaw.checks import output_path
+    from complaw.zoo.build import build, check_only
 
     names = [n for item in (only or []) for n in item.split(",") if n]
+    check_only(names or None)  # an unknown name is refused before anything is created
     if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ComplawError(f"--out {str(out)!r}: cannot create the directory ({err.strerror}); "
-                               "give a writable directory") from None
+        output_path(out, "--out", directory=True)  # checked, not created: build() creates it once it starts
     build(out=out, only=names or None)

@@ -5,6 +5,7 @@ registry imports them on its first use (:data:`~complaw.compress.registry.METHOD
 stays light and a new module is one line in the registry's ``builtins``, or a plugin (:mod:`complaw.registry`).
 """
 
+from complaw import callable_module
 from complaw.compress.registry import (
     METHODS,
     CompressionRecord,
@@ -14,6 +15,8 @@ from complaw.compress.registry import (
     register_method,
 )
 from complaw.models.params import count_parameters
+
+callable_module(__name__, compress)  # complaw.compress(model, method, ratio) calls compress()
 
 __all__ = [
     "METHODS",

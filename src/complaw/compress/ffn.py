@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from complaw.compress.registry import register_method
+from complaw.compress.registry import ROUND_TO, register_method
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 
@@ -152,7 +152,8 @@ def _slice_by(model: nn.Module, ratio: float, round_to: int, choose) -> tuple[nn
     return model, {"kept_per_layer": [k] * len(layers), "intermediate_size_before": n}
 
 
-@register_method("random-ffn", description="Random FFN-row slicing (control): keep a seeded random k-subset of MLP neurons per layer.")
+@register_method("random-ffn", description="Random FFN-row slicing (control): keep a seeded random k-subset of MLP neurons per layer.",
+                 bounds={"round_to": ROUND_TO})
 @torch.no_grad()
 def random_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: int = 1) -> tuple[nn.Module, dict[str, Any]]:
     """Keep a uniformly random ``floor((1 - ratio) * n)``-subset of MLP neurons in every layer.
@@ -174,6 +175,7 @@ def random_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: int =
 @register_method(
     "magnitude-ffn",
     description="L2-magnitude FFN-row slicing (control): keep the neurons with the largest |gate_i|·|up_i|·|down_:,i|.",
+    bounds={"round_to": ROUND_TO},
 )
 @torch.no_grad()
 def magnitude_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: int = 1) -> tuple[nn.Module, dict[str, Any]]:
@@ -201,6 +203,7 @@ def maxabs_scores(down: nn.Linear) -> torch.Tensor:
     "maxabs-ffn",
     description="Max-|weight| FFN-row slicing (calibration-free): keep the neurons whose down_proj column holds "
     "the largest entries; holds up on real LLMs where L2 magnitude collapses.",
+    bounds={"round_to": ROUND_TO},
 )
 @torch.no_grad()
 def maxabs_ffn(model: nn.Module, ratio: float, *, seed: int = 0, round_to: int = 1) -> tuple[nn.Module, dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from complaw.checks import Bound
 from complaw.compress.calibration import calibration_windows
 from complaw.compress.registry import register_method
 from complaw.errors import ComplawError, require
@@ -130,6 +131,10 @@ def drop_layers(model: nn.Module, remove: Sequence[int]) -> nn.Module:
     needs_calibration=True,
     description="ShortGPT depth pruning (control): remove the floor(ratio·L) layers with the lowest "
     "block influence on calibration tokens.",
+    bounds={"max_batches": Bound(1, 1024, "calibration batches run (the block influence settles within a few)",
+                                 integer=True),
+            "batch_size": Bound(1, 1024, "calibration sequences per batch", integer=True),
+            "seq_len": Bound(2, 131_072, "tokens per calibration sequence, within a model's context", integer=True)},
 )
 def layer_drop(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
                max_batches: int = 8, batch_size: int = 4, seq_len: int = 256) -> tuple[nn.Module, dict[str, Any]]:

@@ -49,8 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from complaw.checks import Bound
 from complaw.compress.ffn import ffn_size, kept_rows, slice_ffn_rows, topk_indices
-from complaw.compress.registry import register_method
+from complaw.compress.registry import ROUND_TO, register_method
 from complaw.errors import ComplawError, require
 from complaw.models.adapters import get_adapter
 from complaw.models.params import tensor_fingerprint
@@ -571,11 +572,35 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
     raise ComplawError(f"policy={policy!r}: give a PruneNetPolicy, a .safetensors path, or nothing")
 
 
+def _check_options(o) -> None:
+    """The prunenet options checked before any work: the selection, and the training settings as
+    :class:`PruneNetConfig` checks them (choices, options that go together)."""
+    require(o.selection in SELECTIONS, f"selection={o.selection!r}: must be one of {', '.join(SELECTIONS)}")
+    PruneNetConfig(episodes=o.episodes, lr=o.lr, train_ratio=o.train_ratio, advantage=o.advantage, draws=o.draws,
+                   entropy=o.entropy, temperature=o.temperature, features=o.features, patience=o.patience,
+                   weight_decay=o.weight_decay, discount=o.discount, grad_clip=o.grad_clip)
+
+
 @register_method(
     "prunenet",
     description="PruneNet (calibration-free): a REINFORCE-trained row scorer with a spectral KS reward "
     "picks the FFN neurons to keep; train once, prune at any ratio.",
     help_from=(PruneNetConfig,),
+    bounds={
+        "round_to": ROUND_TO,
+        "episodes": Bound(1, 1000, "REINFORCE episodes, each a pass over every layer (the paper: 10-20)",
+                          integer=True),
+        "lr": Bound(0, 1, "AdamW learning rate of the policy (the paper: 1e-4 to 1e-3)", lo_open=True),
+        "train_ratio": Bound(0, 1, "the ratio rows are sampled at in training, e.g. 0.5", lo_open=True, hi_open=True),
+        "draws": Bound(1, 64, "row sets drawn per layer per episode", integer=True),
+        "entropy": Bound(0, 100, "weight of the entropy bonus (0: off)"),
+        "temperature": Bound(0, 100, "temperature of the relaxed-Bernoulli noise, e.g. 1", lo_open=True),
+        "patience": Bound(0, 1000, "episodes without a better reward before stopping (0: off)", integer=True),
+        "weight_decay": Bound(0, 1, "AdamW weight decay of the policy, e.g. 0.01"),
+        "discount": Bound(0, 1, "per-layer reward discount, e.g. 0.99", lo_open=True),
+        "grad_clip": Bound(0, 1e6, "max gradient norm of the policy, e.g. 1", lo_open=True),
+    },
+    check=_check_options,
 )
 def prunenet(model: nn.Module, ratio: float, *, seed: int = 0, policy: Any = None, selection: str = "sample",
              round_to: int = 1, episodes: int = 20, lr: float = 1e-3, train_ratio: float = 0.5,

@@ -24,9 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from complaw.checks import Bound
 from complaw.compress.registry import register_method
 from complaw.errors import require
 from complaw.models.adapters import get_adapter
+
+#: The range of ``group_size``: a run of input columns of one row (a group wider than the row is the row).
+GROUP_SIZE = {"group_size": Bound(1, 65_536, "input columns sharing one scale, e.g. 128", integer=True)}
 
 
 def decoder_linears(model: nn.Module) -> list[nn.Linear]:
@@ -90,7 +94,8 @@ def _rtn(model: nn.Module, bits: int, group_size: int) -> tuple[nn.Module, dict[
     return model, _format_details(f"int{bits}-g{group_size}", bits=bits, group_size=group_size, linears=len(linears))
 
 
-@register_method("rtn-int8", description="Weight-only RTN INT8, absmax per group (fake-quantised; removes no parameters).")
+@register_method("rtn-int8", description="Weight-only RTN INT8, absmax per group (fake-quantised; removes no parameters).",
+                 bounds=GROUP_SIZE)
 def rtn_int8(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
     """Round-to-nearest INT8 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
 
@@ -101,7 +106,8 @@ def rtn_int8(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int =
     return _rtn(model, 8, group_size)
 
 
-@register_method("rtn-int4", description="Weight-only RTN INT4, absmax per group (fake-quantised; removes no parameters).")
+@register_method("rtn-int4", description="Weight-only RTN INT4, absmax per group (fake-quantised; removes no parameters).",
+                 bounds=GROUP_SIZE)
 def rtn_int4(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
     """Round-to-nearest INT4 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
 
@@ -112,7 +118,8 @@ def rtn_int4(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int =
     return _rtn(model, 4, group_size)
 
 
-@register_method("rtn-int3", description="Weight-only RTN INT3, absmax per group (fake-quantised; removes no parameters).")
+@register_method("rtn-int3", description="Weight-only RTN INT3, absmax per group (fake-quantised; removes no parameters).",
+                 bounds=GROUP_SIZE)
 def rtn_int3(model: nn.Module, ratio: float, *, seed: int = 0, group_size: int = 128):
     """Round-to-nearest INT3 of every decoder linear; ``ratio``/``seed`` ignored; param_reduction is 0.
 

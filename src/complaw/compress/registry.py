@@ -16,6 +16,7 @@ with a :class:`CompressionRecord`. Adding a method is one new module, never a br
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import time
 import types
@@ -27,11 +28,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from torch import nn
 
+from complaw.checks import Bound, bounded, range_text
 from complaw.errors import ComplawError
 from complaw.models.params import count_parameters
 from complaw.registry import Registry
 
 MethodFn = Callable[..., tuple[nn.Module, dict[str, Any]]]
+
+#: The range of a ``round_to`` option, shared by the methods that round kept sizes.
+ROUND_TO = Bound(1, 65_536, "kept sizes are rounded to multiples of it (8 or 64 suit GPU kernels; 1: no rounding)",
+                 integer=True)
 
 #: Options that carry objects made at run time (not settings): validated as anything, kept out of records.
 RUNTIME_OPTIONS = ("tokenizer",)
@@ -57,11 +63,18 @@ class MethodSpec:
     description: str
     pre_norm_only: bool = False  # relies on computational invariance: pure pre-norm families only
     options: type[MethodOptions] = MethodOptions
+    #: the range of each numeric option (and why), checked with the options before any work
+    bounds: dict[str, Bound] = field(default_factory=dict)
+    #: the method's own check of its resolved options (choices, options that go together), before any work
+    check: Callable[[MethodOptions], None] | None = None
 
     def option_rows(self) -> list[dict[str, str]]:
-        """One row per option: name, type, default and help (what ``complaw methods METHOD`` prints)."""
+        """One row per option: name, type, default and help (what ``complaw methods METHOD`` prints), the
+        help ending with the option's range where it has one."""
         return [{"option": name, "type": _type_name(f.annotation), "default": repr(f.default),
-                 "help": _plain(f.description or "")} for name, f in self.options.model_fields.items()]
+                 "help": _plain(f.description or "") + (f" (range {range_text(self.bounds[name])})"
+                                                        if name in self.bounds else "")}
+                for name, f in self.options.model_fields.items()]
 
 
 @dataclass
@@ -96,7 +109,8 @@ METHODS: Registry[MethodSpec] = Registry(
 
 
 def register_method(name: str, *, needs_calibration: bool = False, description: str = "",
-                    pre_norm_only: bool = False, help_from: tuple[type, ...] = ()):
+                    pre_norm_only: bool = False, help_from: tuple[type, ...] = (),
+                    bounds: dict[str, Bound] | None = None, check: Callable[[Any], None] | None = None):
     """Decorator registering ``fn`` as compression method ``name`` (a second method of the same name raises).
 
     The options model is built from ``fn``'s keyword parameters after ``seed``: their annotations are the
@@ -104,11 +118,20 @@ def register_method(name: str, *, needs_calibration: bool = False, description: 
     ``Attributes:`` of the classes in ``help_from``, which take precedence) the help strings.
     ``pre_norm_only=True`` marks a method that needs every norm before its block (SliceGPT's rotations):
     :func:`compress` refuses it on families with post-norms (Gemma-3) with one line saying why.
+    ``bounds`` gives numeric options a range and the reason for it (:class:`~complaw.checks.Bound`), e.g.
+    ``{"episodes": Bound(1, 1000, "REINFORCE episodes (the paper: 10-20)", integer=True)}``: a value outside
+    is refused before any work, in one line that says why. Every numeric option must be finite. ``check``
+    is called with the resolved options (attributes by name) before any work, to refuse, with a
+    :class:`ComplawError` line, what a type and a range cannot say (one of a few names, options that go together).
     """
 
     def deco(fn: MethodFn) -> MethodFn:
+        model = options_model(name, fn, help_from)
+        unknown = set(bounds or {}) - set(model.model_fields)
+        if unknown:
+            raise TypeError(f"method {name!r}: bounds for options it does not take: {', '.join(sorted(unknown))}")
         spec = MethodSpec(name, fn, needs_calibration, description or (fn.__doc__ or "").strip(), pre_norm_only,
-                          options_model(name, fn, help_from))
+                          model, dict(bounds or {}), check)
         METHODS.register(name, spec, help=spec.description)
         return fn
 
@@ -218,7 +241,7 @@ def check_options(method: str, options: dict[str, Any]) -> MethodOptions:
             raise ComplawError(f"option {key}: method {method!r} takes no such option; it takes "
                                f"{', '.join(model.model_fields) or 'none'} (complaw methods {method})")
     try:
-        return model(**options)
+        resolved = model(**options)
     except ValidationError as err:
         e = err.errors()[0]
         key = str(e["loc"][0]) if e["loc"] else "?"
@@ -226,6 +249,24 @@ def check_options(method: str, options: dict[str, Any]) -> MethodOptions:
         kind = _kind_words(f.annotation) if f is not None else "another value"
         raise ComplawError(f"option {key}={options.get(key)!r}: method {method!r} needs {kind} here, e.g. "
                            f"{key}={f.default if f is not None else ''} (complaw methods {method})") from None
+    for key in options:  # ranges, checked on what was given (the defaults lie inside them)
+        value = getattr(resolved, key)
+        bound = spec.bounds.get(key)
+        if bound is not None and value is not None:
+            try:
+                bounded(value, f"option {key}", Bound(bound.lo, bound.hi, f"{bound.why} (complaw methods {method})",
+                                                      lo_open=bound.lo_open, hi_open=bound.hi_open,
+                                                      integer=bound.integer))
+            except ComplawError as err:  # "option episodes 1e9: …" as the option was written: episodes=1e9
+                raise ComplawError(str(err).replace(f"option {key} ", f"option {key}=", 1)) from None
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ComplawError(f"option {key}={value}: must be a finite number (complaw methods {method})")
+    if spec.check is not None:
+        try:
+            spec.check(resolved)
+        except ComplawError as err:
+            raise ComplawError(f"option {err} (complaw methods {method})") from None
+    return resolved
 
 
 def _kind_words(annotation: Any) -> str:

@@ -32,8 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from complaw.checks import Bound
 from complaw.compress.calibration import calibration_windows
-from complaw.compress.registry import check_family, check_ratio, register_method
+from complaw.compress.registry import ROUND_TO, check_family, check_ratio, register_method
 from complaw.errors import ComplawError
 from complaw.models.adapters import FamilyAdapter, get_adapter
 from complaw.models.params import count_parameters
@@ -393,8 +394,27 @@ def default_calibration_budget(device: torch.device | str) -> tuple[int, int]:
     return CALIBRATION_BUDGETS["cpu" if kind == "cpu" else "accelerator"]
 
 
+def _check_options(o) -> None:
+    """The slicegpt options a type and a range cannot check, checked before any work."""
+    if o.rotation not in ROTATIONS:
+        raise ComplawError(f"rotation={o.rotation!r}: must be one of {', '.join(ROTATIONS)}")
+    if o.device is not None:
+        try:
+            torch.device(o.device)
+        except (RuntimeError, ValueError):
+            raise ComplawError(f"device={o.device!r}: not a device; use cpu, cuda or cuda:N") from None
+
+
 @register_method("slicegpt", needs_calibration=True, pre_norm_only=True,
-                 description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)")
+                 description="SliceGPT: fuse norms, PCA-rotate and slice the residual stream (calibration-based)",
+                 bounds={"round_to": ROUND_TO,
+                         "calibration_samples": Bound(1, 10_000, "calibration sequences (the reference: 128)",
+                                                      integer=True),
+                         "calibration_seqlen": Bound(2, 131_072, "tokens per calibration sequence, within a "
+                                                     "model's context", integer=True),
+                         "calibration_batch_size": Bound(1, 1024, "calibration sequences per forward pass",
+                                                         integer=True)},
+                 check=_check_options)
 def slicegpt(model: nn.Module, ratio: float, *, seed: int = 0, calibration: Any = None, tokenizer: Any = None,
              calibration_samples: int | None = None, calibration_seqlen: int | None = None,
              calibration_batch_size: int = 8,

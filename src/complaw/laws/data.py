@@ -19,6 +19,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from complaw.checks import STORE_UNITS, unit_parts
 from complaw.errors import ComplawError
 from complaw.laws.forms import HIGHER, LOWER, LawForm
 
@@ -54,7 +55,26 @@ _OK_STATUS = ("success", "ok", "done", "")
 
 
 def read_table(path: str | Path, table: str | None = None) -> pd.DataFrame:
-    """Read CSV/TSV, Parquet, JSON Lines, JSON records or a SQLite table into a DataFrame."""
+    """Read CSV/TSV, Parquet, JSON Lines, JSON records or a SQLite table into a DataFrame of plain cells."""
+    return _plain_cells(_read_any(path, table), Path(path))
+
+
+def _plain_cells(frame: pd.DataFrame, p: Path) -> pd.DataFrame:
+    """Refuse a cell that holds a container (a JSON object or list, a Parquet list): every cell of a results table
+    is one number or one string, and pandas would fail on it far from here (grouping, hashing)."""
+    for col in frame.columns:
+        if frame[col].dtype != object:
+            continue
+        nested = frame[col].map(lambda v: isinstance(v, (dict, list, tuple, set, np.ndarray))).to_numpy()
+        if nested.any():
+            i = int(np.flatnonzero(nested)[0])
+            raise ComplawError(f"{p}: column {show(col)} holds a {type(frame[col].iloc[i]).__name__}, not a plain "
+                               f"value, in {int(nested.sum())} row(s), first data row {i + 1} "
+                               f"({show(frame[col].iloc[i])}); every cell must be one number or string")
+    return frame
+
+
+def _read_any(path: str | Path, table: str | None) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise ComplawError(f"{p}: no such file; give a CSV, Parquet, JSONL or SQLite file of results")
@@ -230,8 +250,18 @@ class LawData:
         if given is not None:
             return normalise_direction(given, "--direction")
         if "direction" in self.frame.columns:
-            found = {normalise_direction(v, f"{self.source}: direction value")
-                     for v in self.frame["direction"].dropna().unique()}
+            col = self.frame["direction"]
+            empty = col.isna() | (col.astype(str).str.strip() == "")
+            if empty.all():
+                raise ComplawError(
+                    f"{self.source}: the {self.label('direction')} column is empty in every row; fill it with "
+                    "higher or lower, or pass --direction higher|lower")
+            if empty.any():
+                raise ComplawError(
+                    f"{self.source}: the {self.label('direction')} column is empty in {int(empty.sum())} of "
+                    f"{len(col)} row(s), first data row {int(np.flatnonzero(empty.to_numpy())[0]) + 1}; fill it "
+                    "with higher or lower, or pass --direction higher|lower")
+            found = {normalise_direction(v, f"{self.source}: direction value") for v in col.unique()}
         elif "metric" in self.frame.columns:
             found = set()
             for m in self.frame["metric"].dropna().unique():
@@ -390,6 +420,33 @@ def load_results(
 
 def as_law_data(source, **kwargs) -> LawData:
     return source if isinstance(source, LawData) else load_results(source, **kwargs)
+
+
+def express_d(ld: LawData, unit_name: str, *, what: str = "--d-unit") -> LawData:
+    """D in the unit ``unit_name`` names, where the table says what its D is.
+
+    complaw's own store (its ``law_rows``, or their export) holds D in samples *and* ``D_tokens`` in tokens, so a
+    unit such as ``k-tokens`` or ``samples`` converts it: D becomes D_tokens / 1000, or stays in samples. Any
+    other table's D is taken to be in the named unit already (``--d-scale`` converts it). The result no longer
+    has ``D_tokens``, so expressing it twice changes nothing.
+    """
+    frame = ld.frame
+    if "D_tokens" not in frame.columns or ld.renamed.get("D", "D") != "D" or "D" not in frame.columns:
+        return ld
+    parts = unit_parts(unit_name)
+    if parts is None:
+        raise ComplawError(f"{what} {unit_name!r}: {ld.source} is a complaw store, whose D is in samples and tokens; "
+                           f"name one of {STORE_UNITS}")
+    mult, base = parts
+    frame = frame.copy()
+    if base == "tokens":
+        missing = frame["D_tokens"].isna() & frame["D"].notna()
+        if missing.any():
+            raise ComplawError(f"{what} {unit_name!r}: {int(missing.sum())} row(s) of {ld.source} have no token "
+                               "count; use --d-unit samples")
+        frame["D"] = frame["D_tokens"]
+    frame["D"] = frame["D"] / mult
+    return LawData(frame.drop(columns=["D_tokens"]), ld.source, dict(ld.dropped), dict(ld.renamed))
 
 
 def runtime_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ compute (``auto``: CUDA with bf16 when present, else CPU with float32, whatever 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -387,6 +388,13 @@ def check_checkpoint(path: str | Path, *, name: str | None = None, allow_pickle:
                                f"{', '.join(supported_families())}")
     if fmt == "hf":
         _check_hf_weights(d, label, allow_pickle)
+        # custom modelling code is not run to check shapes; quantised weights are packed in other shapes
+        if "auto_map" not in config and "quantization_config" not in config:
+            mismatch = _cached_mismatch(str(d.resolve()), *_stamp(d))
+            if mismatch is not None:
+                raise ComplawError(f"{label}: config.json and the weights disagree: {mismatch}; the checkpoint "
+                                   "is damaged or its config.json was edited — restore config.json or re-save "
+                                   "the model")
 
 
 def check_model(model_id: str | Path, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> str:
@@ -440,7 +448,68 @@ def _load_hf(path: str, *, dtype=None, device=None, trust_remote_code: bool = Fa
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         hint = "; if it has only pickled .bin weights, pass --allow-pickle" if not allow_pickle else ""
         raise ComplawError(f"model {path!r}: cannot be loaded ({first}){hint}") from None
+    except RuntimeError:  # "size mismatch" / "ignore_mismatched_sizes": config.json and the weights disagree
+        mismatch = shape_mismatch(path) if Path(path).is_dir() else None
+        if mismatch is None:
+            raise
+        raise ComplawError(f"model {path!r}: config.json and the weights disagree: {mismatch}; the checkpoint is "
+                           "damaged or its config.json was edited — restore config.json or re-save the "
+                           "model") from None
     return model.to(device) if device is not None else model
+
+
+def _weight_shapes(d: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name → shape, read from the safetensors headers of a checkpoint directory (no weights read)."""
+    files = [d / "model.safetensors"] if (d / "model.safetensors").is_file() else []
+    index = d / "model.safetensors.index.json"
+    if not files and index.is_file():
+        files = [d / f for f in sorted(set(map(str, _read_json(index, str(d)).get("weight_map", {}).values())))]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        shapes.update({k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"})
+    return shapes
+
+
+def _stamp(d: Path) -> tuple:
+    """What changes when config.json or the weights change (size and time of each)."""
+    out = []
+    for f in sorted(d.glob("*.safetensors")) + [d / "config.json", d / "model.safetensors.index.json"]:
+        try:
+            st = f.stat()
+            out.append((f.name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_mismatch(path: str, *stamp) -> str | None:
+    """:func:`shape_mismatch`, once per unchanged checkpoint (a command checks its model several times)."""
+    return shape_mismatch(path)
+
+
+def shape_mismatch(path: str | Path) -> str | None:
+    """The first tensor whose shape in the weights differs from the shape ``config.json`` implies, in words
+    (``model.layers.0.mlp.up_proj.weight: the weights hold [48, 64], config.json implies [51, 64]``), or None.
+
+    The model is built on the meta device (no memory), so this is cheap; called when loading failed."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        shapes = _weight_shapes(Path(path))
+        config = AutoConfig.from_pretrained(path)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except Exception:  # noqa: BLE001 - a diagnosis only: when it cannot be made, the original error stands
+        return None
+    for name, tensor in model.state_dict().items():
+        have = shapes.get(name)
+        if have is not None and have != tuple(tensor.shape):
+            return (f"{name}: the weights hold {list(have)}, config.json implies {list(tensor.shape)}")
+    return None
 
 
 register_loader("hf", _load_hf)  # save: save() itself

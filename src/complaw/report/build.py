@@ -22,7 +22,7 @@ import pandas as pd
 
 from complaw.errors import ComplawError
 from complaw.laws import DUnit, LawData, get_form, load_results, parse_mapping, read_table
-from complaw.laws.data import apply_mapping
+from complaw.laws.data import apply_mapping, express_d
 from complaw.report import render
 from complaw.report.analysis import DECISION_FORM, DEFAULT_FORMS, Analysis, NUnit, analyse, succeeded
 
@@ -174,9 +174,13 @@ def build_report(
     unit = unit or DUnit()
     n_unit = n_unit if isinstance(n_unit, NUnit) else NUnit.parse(n_unit)
     ld, failures, n_rows, name, excluded = _load(source, table, mapping)
+    if ld is not None:
+        ld = express_d(ld, unit.name)  # complaw's store knows its D in samples and tokens: --d-unit converts it
     for f in (*forms, decision_form):
         get_form(f)  # an unknown form name is a user error, not a per-group failure
     out = Path(out_dir)
+    _check_settings(ld, source, out, forms=forms, sigmas=sigmas, bootstrap=bootstrap, direction=direction,
+                    group=group, interval=interval, weights=weights)
     try:  # before the analysis: an unwritable --out should not cost its minutes
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -198,6 +202,40 @@ def build_report(
     render.comparison_frame(analysis).to_csv(out / "comparison.csv", index=False)
     paths["html"].write_text(render.html(data, analysis), encoding="utf-8")
     return Report(out, paths["html"], paths["md"], paths["json"], fig_paths, data, analysis)
+
+
+#: The files a report writes into its directory (a source among them would be overwritten).
+REPORT_FILES = ("index.html", "summary.md", "report.json", "comparison.csv", "summary.txt", ".complaw-report-key")
+
+
+def _check_settings(ld: LawData | None, source, out: Path, *, forms, sigmas, bootstrap: int, direction: str | None,
+                    group: list[str] | None, interval: str, weights: str) -> None:
+    """Every setting of the report, checked before its directory is created or any file written: a bad one is
+    one line and the command leaves nothing behind (the analysis would refuse it only after ``mkdir``)."""
+    from complaw import checks
+    from complaw.laws.data import check_direction
+    from complaw.laws.fit import INTERVALS, WEIGHTS
+
+    if not tuple(forms):
+        raise ComplawError("report: no law forms given; use e.g. sengupta2025")
+    for s in sigmas:
+        checks.number(s, "--sigma", lo=0, hi=1, lo_open=True, hi_open=True, hint="e.g. 0.8")
+    checks.number(bootstrap, "--bootstrap", lo=0)
+    if interval not in INTERVALS:
+        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
+    if weights not in WEIGHTS:
+        raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
+    if ld is not None:
+        check_direction(ld, direction)
+        for col in group or []:
+            if col not in ld.frame.columns:
+                raise ComplawError(f"--group {col!r}: no such column in {ld.source}; columns are "
+                                   f"{', '.join(map(str, ld.frame.columns))}")
+    if isinstance(source, (str, Path)):
+        src, where = Path(source).expanduser().resolve(), out.expanduser().resolve()
+        if src in [where / name for name in REPORT_FILES] or where / "figures" in src.parents:
+            raise ComplawError(f"--out {out}: the report would overwrite the results table it reads ({source}); "
+                               "choose another report directory")
 
 
 def sweep_report(frame: pd.DataFrame, spec) -> tuple[Path, list[str]]:

@@ -12,8 +12,11 @@ other process any it holds or has stored meanwhile. A claim left by a killed swe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -126,6 +129,8 @@ class SweepResult:
 
 
 def _progress(console: Console) -> Progress:
+    """The sweep's progress bars, on stderr (the summary and results go to ``console``, stdout by default)."""
+    console = Console(stderr=True, width=console.width if console.is_terminal else None)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                     console=console, transient=False)
@@ -166,13 +171,13 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
         if (u.model, u.method) not in checked:
             checked.add((u.model, u.method))
             prepare(u.configs[-1])
+    # The executor too (an unknown name, Ray not installed) is refused before the store is created.
+    run = get_executor(executor, address=address, cpus_per_job=spec.cpus_per_unit, gpus_per_job=spec.gpus_per_unit)
     store = ResultStore(spec.store)
     owner = claim_owner()
     try:
         console.print(f"sweep [bold]{spec.name}[/bold]: {len(units)} units "
                       f"({len(units) - len(todo)} already stored, {len(todo)} to run) → {spec.store}")
-        run = get_executor(executor, address=address, cpus_per_job=spec.cpus_per_unit,
-                           gpus_per_job=spec.gpus_per_unit)
         compute = 0.0
         # Each base model's L0 and runtime, once per evaluation setting.
         bases: dict[str, Metrics | None] = {}
@@ -228,16 +233,47 @@ def run_sweep(spec: SweepSpec, *, executor: str = "local", address: str | None =
                           "up any it did not finish", style="yellow")
         return SweepResult(Path(spec.store), len(units), ran, len(units) - len(todo), store.counts(),
                            time.perf_counter() - start, compute, units_elsewhere=elsewhere)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM under stop_on_sigterm() (Terminated)
         counts = store.counts()
-        console.print(f"\ninterrupted: {sum(counts.values())} experiments stored in {spec.store}; "
-                      "run the same command again to resume", style="yellow")
+        console.print(f"\n{getattr(err, 'message', 'interrupted')}: {sum(counts.values())} experiments stored in "
+                      f"{spec.store}; run the same command again to resume", style="yellow")
         raise
     finally:
         try:
             store.release(owner)  # interrupted or failed: the units in flight are free for the next run
         finally:
             store.close()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a sweep (under :func:`stop_on_sigterm`): it stops like Ctrl-C — every finished unit stays
+    stored, the claims are released, a rerun resumes — and the command exits with 143 (128 + SIGTERM)."""
+
+    exit_code = 143
+    message = "terminated"
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` in the main thread (once: a second SIGTERM while the sweep
+    stores and releases what it holds is ignored). SIGINT is left as it is: a sweep started with SIGINT ignored
+    (``nohup``, a background job of a shell) keeps ignoring it, else Ctrl-C raises KeyboardInterrupt (130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = [False]
+
+    def handler(signum, frame):
+        if fired[0]:
+            return
+        fired[0] = True
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 class _NullProgress:

@@ -13,17 +13,28 @@ YAML syntax): ``complaw sweep spec.yaml ratios=[0.2,0.4] rft.lr=5e-4 eval.task_l
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from complaw import checks
+from complaw.checks import MAX_BOOTSTRAP, MAX_SEED, Bound
+from complaw.compress.registry import check_options
 from complaw.config import apply_overrides, read_tree
 from complaw.errors import ComplawError, from_validation
-from complaw.recipe import EvalConfig, ExperimentConfig, RuntimeConfig
+from complaw.recipe import MAX_RFT_SAMPLES, EvalConfig, ExperimentConfig, RuntimeConfig, check_settings
 from complaw.recover import RFTConfig
+
+#: Most experiments one spec may declare (models × methods × ratios × seeds × D): each compresses and evaluates
+#: a model, minutes of work; a bigger grid is several specs sharing one store.
+MAX_EXPERIMENTS = 100_000
+#: Longest sweep name (it names the report directory and is stored with every record).
+MAX_NAME = 200
 
 
 class SweepMethod(BaseModel):
@@ -81,7 +92,7 @@ class SweepSpec(BaseModel):
     def _ratios(cls, v):
         bad = [r for r in v if not 0 <= r < 1]
         if bad:
-            raise ValueError(f"ratio {bad[0]} outside [0, 1)")
+            raise _invalid(f"ratio {bad[0]} outside [0, 1); give compression ratios such as 0.3")
         return _unique(v, "ratio")
 
     @field_validator("models", "seeds")
@@ -97,14 +108,14 @@ class SweepSpec(BaseModel):
         try:
             v.format(name="sweep")
         except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(f"{v!r}: the only placeholder is {{name}} (the sweep's name); got {err}") from None
+            raise _invalid(f"{v!r}: the only placeholder is {{name}} (the sweep's name); got {err}") from None
         return v
 
     @field_validator("rft_samples")
     @classmethod
     def _d(cls, v):
         if any(d < 0 for d in v):
-            raise ValueError("rft_samples must be ≥ 0")
+            raise _invalid("rft_samples must be ≥ 0")
         return sorted(set(v))
 
     def report_dir(self) -> Path | None:
@@ -158,13 +169,96 @@ def _unique(values: list, what: str) -> list:
     seen = set()
     for v in values:
         if v in seen:
-            raise ValueError(f"{what} {v!r} is listed twice; list each once")
+            raise _invalid(f"{what} {v!r} is listed twice; list each once")
         seen.add(v)
     return values
 
 
+def _invalid(message: str) -> PydanticCustomError:
+    """A validator's error whose message is shown as it is (a ValueError's gets "Value error, " before it)."""
+    return PydanticCustomError("spec", message)
+
+
+def _law_form(name: str):
+    """The law form ``name`` (one line naming the known ones when it is unknown). The law stage comes after the
+    sweep, so its registry is looked up by name, as models.io looks up the zoo: no import edge runs back."""
+    return importlib.import_module("complaw.laws.forms").get_form(name)
+
+
+def check_spec(spec: SweepSpec, where: str) -> SweepSpec:
+    """Every value of ``spec`` checked before any work — the grid's size, each model, method (its options in
+    range), seed and D, the settings of every experiment (:func:`~complaw.recipe.check_settings`), the threads,
+    the law settings — each problem one :class:`ComplawError` line starting with ``where``."""
+    if not spec.name.strip() or len(spec.name) > MAX_NAME:
+        raise ComplawError(f"{where}: name {spec.name[:40]!r}: give the sweep a name of 1 to {MAX_NAME} characters")
+    for model in spec.models:
+        if not model.strip():
+            raise ComplawError(f"{where}: models: empty model name {model!r}; give zoo:NAME, real:NAME, a .gguf "
+                               "file, a checkpoint directory or a hub id")
+    n = len(spec.models) * len(spec.methods) * len(spec.ratios) * len(spec.seeds) * len(spec.rft_samples)
+    if n > MAX_EXPERIMENTS:
+        raise ComplawError(f"{where}: {n:,} experiments (models × methods × ratios × seeds × rft_samples), at most "
+                           f"{MAX_EXPERIMENTS:,}; each takes minutes — split the grid into specs sharing one store")
+    for seed in spec.seeds:
+        checks.bounded(seed, f"{where}: seeds: seed", Bound(0, MAX_SEED, "a seed every RNG accepts", integer=True))
+    for d in spec.rft_samples:
+        checks.bounded(d, f"{where}: rft_samples: D", Bound(0, MAX_RFT_SAMPLES, "recovery samples; ten million is "
+                                                              "beyond any recovery run", integer=True))
+    if spec.threads is not None:
+        cores = checks.machine_cores()
+        checks.bounded(spec.threads, f"{where}: threads", Bound(1, cores, f"torch threads per unit, at most this "
+                                                                      f"machine's {cores} cores", integer=True))
+    checks.bounded(spec.cpus_per_unit, f"{where}: cpus_per_unit", Bound(0, 4096, "CPUs a unit declares to Ray",
+                                                                        lo_open=True))
+    checks.bounded(spec.gpus_per_unit, f"{where}: gpus_per_unit", Bound(0, 1024, "GPUs a unit declares to Ray"))
+    law = spec.laws
+    checks.bounded(law.bootstrap, f"{where}: laws.bootstrap", Bound(0, MAX_BOOTSTRAP, "bootstrap resamples of "
+                                                                    "each fit (0: none)", integer=True))
+    checks.bounded(law.d_scale, f"{where}: laws.d_scale", Bound(0, 1e100, "raw samples per law unit of D, e.g. 1",
+                                                                lo_open=True))
+    for sigma in law.sigmas:
+        checks.bounded(sigma, f"{where}: laws.sigmas: sigma", Bound(0, 1, "a target retention such as 0.9",
+                                                                    lo_open=True, hi_open=True))
+    if not law.forms:
+        raise ComplawError(f"{where}: laws.forms: empty; name at least one law form, e.g. sengupta2025")
+    for form in _unique_or_raise(law.forms, "law form", where):
+        try:
+            _law_form(form)
+        except ComplawError as err:
+            raise ComplawError(f"{where}: laws.forms: {err}") from None
+    if not law.d_unit.strip():
+        raise ComplawError(f"{where}: laws.d_unit: empty; name the unit of D, e.g. samples")
+    if checks.unit_parts(law.d_unit) is None:  # the sweep's report reads its store, whose D it converts to this unit
+        raise ComplawError(f"{where}: laws.d_unit {law.d_unit!r}: the store holds D in samples and tokens; name "
+                           f"one of {checks.STORE_UNITS}")
+    # one experiment of every (model, method) at the largest D: the settings every experiment shares
+    for method in spec.methods:
+        try:
+            check_options(method.name, method.options)
+        except ComplawError as err:
+            raise ComplawError(f"{where}: methods: {err}" if str(err).startswith("method ") else
+                               f"{where}: methods: {method.name}: {err}") from None
+    names = {"rft.rft_samples": "rft_samples", "seed": "seeds", "ratio": "ratios", "rft.seed": "seeds"}
+    for model in spec.models:
+        for method in spec.methods:
+            try:
+                cfg = spec.experiment(model, method, spec.ratios[0], spec.rft_samples[-1], spec.seeds[0])
+            except ValidationError as err:
+                raise from_validation(err, where) from None
+            check_settings(cfg, where, names)
+    return spec
+
+
+def _unique_or_raise(values: list, what: str, where: str) -> list:
+    try:
+        return _unique(values, what)
+    except PydanticCustomError as err:
+        raise ComplawError(f"{where}: {err.message()}") from None
+
+
 def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSpec:
-    """Read a spec file (or a preset name: quick, demo, real-quick, real) and apply ``key=value`` overrides."""
+    """Read a spec file (or a preset name: quick, demo, real-quick, real) and apply ``key=value`` overrides;
+    every value is checked (:func:`check_spec`) before anything is loaded or written."""
     text = str(source)
     if text in PRESETS:
         raw = resources.files("complaw.sweep.presets").joinpath(f"{text}.yaml").read_text()
@@ -175,6 +269,7 @@ def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSp
         tree, where = read_tree(text, what="spec")
     apply_overrides(tree, overrides, example="ratios=[0.1,0.3] or rft.lr=1e-3")
     try:
-        return SweepSpec.model_validate(tree)
+        spec = SweepSpec.model_validate(tree)
     except ValidationError as err:
         raise from_validation(err, where) from None
+    return check_spec(spec, where)

@@ -237,6 +237,18 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _file_kind(path: Path) -> str:
+    """What a path that is not a regular file is, in words (``a character device``, ``a named pipe``…)."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
 def _inspect(path: Path) -> tuple[str, str, int | None]:
     """What ``path`` holds, without changing it: ``(kind, why, schema_version)``.
 
@@ -246,6 +258,8 @@ def _inspect(path: Path) -> tuple[str, str, int | None]:
         return "new", "", None
     if path.is_dir():
         return "foreign", "it is a directory", None
+    if not path.is_file():  # checked before SQLite opens it: it would make a "-journal" file next to it
+        return "foreign", f"it is not a regular file but {_file_kind(path)}", None
     if path.stat().st_size == 0:
         return "empty", "it is empty (0 bytes)", None
     with open(path, "rb") as fh:

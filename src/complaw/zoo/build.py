@@ -334,7 +334,11 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
     """
     out = Path(out) if out is not None else ASSETS
     only_set = _only_set(only)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ComplawError(f"--out {str(out)!r}: cannot create the directory ({err.strerror or err}); "
+                           "give a writable directory") from None
     torch.set_num_threads(THREADS)
     index_path = out / "zoo.json"
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
@@ -354,6 +358,11 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
     index = _zoo_index(out, tok, docs, task_items, unigram, seconds, t_all, only_set)
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     return index
+
+
+def check_only(only: Sequence[str] | None) -> set[str]:
+    """The stages and models ``--only`` names, checked before anything is created (an unknown name: one line)."""
+    return _only_set(only)
 
 
 def _only_set(only: Sequence[str] | None) -> set[str]:
