@@ -91,8 +91,8 @@ COMMANDS: dict[str, str] = {
 
 #: Command groups (``complaw zoo …``) and their help.
 GROUPS: dict[str, str] = {
-    "zoo": "The bundled model zoo (small trained Llama/Qwen2 models, corpus splits, tasks) and real pretrained "
-           "models fetched by name (real:NAME).",
+    "zoo": "The bundled model zoo (small trained Llama/Qwen2 models, corpus splits, tasks), the example results "
+           "table, and real pretrained models fetched by name (real:NAME).",
     "policy": "PruneNet policies cached on disk (trained once per model and settings, then reused).",
 }
 
