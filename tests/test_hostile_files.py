@@ -105,7 +105,9 @@ def test_read_commands_create_no_cache_folder(real_policy_cache, tmp_path, cmd, 
 
 
 @pytest.mark.parametrize("where", ["/dev/null", "{file}", "{file}/sub"])
-@pytest.mark.parametrize("cmd", [["policy", "list"], ["policy", "clear"]])
+@pytest.mark.parametrize("cmd", [["policy", "list"], ["policy", "clear"],
+                                 # PruneNet's policy cache: refused before the model loads (no progress bar)
+                                 ["compress", "zoo:llama-xs", "--method", "prunenet", "--ratio", "0.3"]])
 def test_a_cache_that_is_not_a_directory_is_one_line(real_policy_cache, files, where, cmd, capsys):
     cache = where.format(**files)
     real_policy_cache.setenv("COMPLAW_CACHE", cache)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from complaw.errors import ComplawError
+from complaw.errors import CacheUnusable, ComplawError
 
 _reading = [False]  # inside reading(): cache_dir() creates nothing
 
@@ -45,7 +45,7 @@ def check_usable(path: Path) -> None:
     while not p.exists() and p != p.parent:
         p = p.parent
     if p.exists() and not p.is_dir():
-        raise ComplawError(f"{_where()}: {p} is not a directory; set COMPLAW_CACHE to a writable directory "
+        raise CacheUnusable(f"{_where()}: {p} is not a directory; set COMPLAW_CACHE to a writable directory "
                            "(or unset it for ~/.cache/complaw)")
 
 
@@ -61,7 +61,7 @@ def cache_dir(*parts: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ComplawError(f"{_where()}: {path} cannot be created ({err.strerror or err}); set COMPLAW_CACHE to "
+        raise CacheUnusable(f"{_where()}: {path} cannot be created ({err.strerror or err}); set COMPLAW_CACHE to "
                            "a writable directory") from None
     return path
 

@@ -17,6 +17,11 @@ class ComplawError(ValueError):
     exit_code = 2
 
 
+class CacheUnusable(ComplawError):
+    """complaw's cache (``$COMPLAW_CACHE``) cannot hold what a command needs there: a setting of the machine, not
+    of the command, so it is reported as it is wherever it is found (never as a bad option)."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise :class:`ComplawError` with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -573,12 +573,16 @@ def _resolve_policy(model: nn.Module, policy: Any, config: PruneNetConfig,
 
 
 def _check_options(o) -> None:
-    """The prunenet options checked before any work: the selection, and the training settings as
-    :class:`PruneNetConfig` checks them (choices, options that go together)."""
+    """The prunenet options checked before any work: the selection, the training settings as
+    :class:`PruneNetConfig` checks them (choices, options that go together), and the policy cache it will use."""
     require(o.selection in SELECTIONS, f"selection={o.selection!r}: must be one of {', '.join(SELECTIONS)}")
     PruneNetConfig(episodes=o.episodes, lr=o.lr, train_ratio=o.train_ratio, advantage=o.advantage, draws=o.draws,
                    entropy=o.entropy, temperature=o.temperature, features=o.features, patience=o.patience,
                    weight_decay=o.weight_decay, discount=o.discount, grad_clip=o.grad_clip)
+    if o.cache and o.policy is None:  # the policy cache is used: an unusable one is refused before the model loads
+        from complaw.cache import cache_root, check_usable
+
+        check_usable(cache_root() / "prunenet")
 
 
 @register_method(

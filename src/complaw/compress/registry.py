@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from torch import nn
 
 from complaw.checks import Bound, bounded, range_text
-from complaw.errors import ComplawError
+from complaw.errors import CacheUnusable, ComplawError
 from complaw.models.params import count_parameters
 from complaw.registry import Registry
 
@@ -264,6 +264,8 @@ def check_options(method: str, options: dict[str, Any]) -> MethodOptions:
     if spec.check is not None:
         try:
             spec.check(resolved)
+        except CacheUnusable:
+            raise
         except ComplawError as err:
             raise ComplawError(f"option {err} (complaw methods {method})") from None
     return resolved
