@@ -235,3 +235,28 @@ def test_a_plugin_that_raises_on_import_is_a_warning(files, fresh_plugins, tmp_p
     fresh_plugins.setenv("COMPLAW_PLUGINS", f"{os.environ.get('COMPLAW_PLUGINS', '')},{bad}")
     assert main(["fit", files["table"], "-B", "0"]) == 0
     _warned_once(capsys, f"plugin {bad}: cannot be imported (RuntimeError: plugin bug)")
+
+
+LONG = "x" * 300  # a name longer than any file system allows (ENAMETOOLONG wherever the path is first touched)
+
+
+@pytest.mark.parametrize("line", [
+    f"fit {LONG}.csv", f"report {LONG}.csv", f"sweep {LONG}.yaml", f"run --config {LONG}.yaml",
+    f"compress {LONG} --method random-ffn --ratio 0.3",
+    f"compress zoo:llama-xs --method random-ffn --ratio 0.3 --out {{tmp}}/{LONG}",
+    f"run zoo:llama-xs --no-tasks --out {{tmp}}/{LONG}.json", f"run zoo:llama-xs --test-data {LONG}.txt",
+    f"zoo example --out {{tmp}}/{LONG}.csv", f"report {{table}} --out {{tmp}}/{LONG}",
+    f"sweep {{spec}} store={{tmp}}/{LONG}.db",
+    f"compress zoo:llama-xs --method layer-drop --ratio 0.3 --option calibration={LONG}.txt",
+], ids=lambda line: line.replace(LONG, "LONG")[:60])
+def test_a_path_too_long_is_one_line(files, line, capsys, monkeypatch):
+    monkeypatch.chdir(files["tmp"])
+    refused_unchanged(capsys, line, "the path is longer than the file system allows", files)
+
+
+def test_a_model_is_never_saved_into_a_folder_of_other_files(files, capsys, monkeypatch):
+    """`compress --out ""` reads as the working directory: a checkpoint would be scattered among its files."""
+    monkeypatch.chdir(files["tmp"])
+    for out in ("", files["tmp"]):
+        refused_unchanged(capsys, ["compress", "zoo:llama-xs", "--method", "random-ffn", "--ratio", "0.3",
+                                   "--out", out], "is a folder that already holds other files", files)

@@ -55,6 +55,12 @@ CATALOGUE = [
     # a D unit complaw's store cannot express
     ("fit {tmp}/store.csv --d-unit M-bogus", "--d-unit 'M-bogus'"),
     ("report {tmp}/store.csv --d-unit parsecs --out {tmp}/rep", "--d-unit 'parsecs'"),
+    ("fit {tmp}/store.csv --table results", "--table 'results': {tmp}/store.csv is a csv file"),
+    # a directory (or an empty argument, which reads as ".") where a file is expected
+    ("fit {tmp}", "is a directory, not a results file"),
+    ("report {tmp} --out {tmp}/rep", "is a directory, not a results file"),
+    ("sweep {tmp}", "is a directory; give a YAML spec file"),
+    ("run --config {tmp}", "is a directory; give a YAML experiment config file"),
     # the example table never overwrites a file of the user's
     ("zoo example --out {tmp}/taken.csv", "exists and is not the example table"),
 ]

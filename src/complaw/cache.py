@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from complaw.errors import CacheUnusable, ComplawError
+from complaw.errors import CacheUnusable
 
 _reading = [False]  # inside reading(): cache_dir() creates nothing
 

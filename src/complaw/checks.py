@@ -247,6 +247,9 @@ def model_output_dir(out: str | os.PathLike, what: str = "--out", *, overwrite: 
             shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
             raise ComplawError(f"{what} {out}: already holds a model checkpoint ({shown}); saving would overwrite "
                                "it — choose a new or empty directory, or pass --overwrite to replace it")
+        if any(p.iterdir()):  # e.g. the working directory (an empty --out reads as "."): the model would mix in
+            raise ComplawError(f"{what} {str(out) or repr('')}: is a folder that already holds other files; a model "
+                               "is saved into a new or empty directory — name one, e.g. out/my-model")
     return p
 
 

@@ -104,6 +104,8 @@ def read_tree(source: str | Path, *, what: str = "config", text: str | None = No
     if text is None:
         path = Path(source)
         where = str(path)
+        if path.is_dir():
+            raise ComplawError(f"{what} {str(source)!r}: is a directory; give a YAML {what} file")
         if not path.is_file():
             raise ComplawError(f"{what} {str(source)!r}: no such file; give a YAML {what}")
         try:

@@ -37,5 +37,7 @@ def from_validation(err, where: str, names: dict[str, str] | None = None) -> Com
     loc = ".".join(str(x) for x in first.get("loc", ())) or "value"
     loc = (names or {}).get(loc, loc)
     value = first.get("input")
-    got = f" (got {value!r})" if value is not None and not isinstance(value, (dict, list)) else ""
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "…"  # a huge value stays one readable line
+    got = f" (got {shown})" if value is not None and not isinstance(value, (dict, list)) else ""
     return ComplawError(f"{where}: {loc}: {first['msg']}{got}")

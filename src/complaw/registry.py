@@ -112,7 +112,8 @@ class Registry(Generic[T]):
         self._ensure()
         entry = self._entries.get(name)
         if entry is None:
-            raise ComplawError(self.unknown.format(name=name, available=", ".join(self.names()) or "none"))
+            shown = name if len(str(name)) <= 80 else str(name)[:77] + "…"  # one readable line, whatever was typed
+            raise ComplawError(self.unknown.format(name=shown, available=", ".join(self.names()) or "none"))
         if entry.target is not None:
             module, _, attr = entry.target.partition(":")
             entry.obj = getattr(importlib.import_module(module), attr)

@@ -8,7 +8,9 @@ libraries (torch, pandas) are imported inside the commands that need them. A bad
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 import typer
@@ -112,6 +114,21 @@ def _register() -> None:
 _register()
 
 
+#: Errors of a path itself (not of the disk or of complaw), by errno: one line, exit 2, like any bad input.
+_PATH_ERRNOS = {
+    errno.ENAMETOOLONG: "the path is longer than the file system allows (255 bytes a name, 4096 in all); "
+                        "use a shorter one",
+    errno.EACCES: "permission denied; check the permissions of the file and of its folders",
+    errno.EPERM: "operation not permitted; check the permissions of the file and of its folders",
+    errno.EROFS: "on a read-only file system; choose a writable place",
+}
+
+
+def _path_text(filename) -> str:
+    text = repr(os.fsdecode(filename)) if filename is not None else "a path"
+    return text if len(text) <= 80 else f"{text[:77]}… ({len(text)} characters)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user errors into one line and exit code 2.
 
@@ -136,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             typer.echo(f"error: {ex}", err=True)
         return getattr(ex, "exit_code", 2)
+    except OSError as err:  # a path the operating system refuses outright, wherever it is first touched
+        if err.errno not in _PATH_ERRNOS:
+            raise
+        typer.echo(f"error: {_path_text(err.filename)}: {_PATH_ERRNOS[err.errno]}", err=True)
+        return 2
     except typer.Exit as ex:
         return ex.exit_code
     except SystemExit as ex:  # click usage errors raise SystemExit(2) after printing

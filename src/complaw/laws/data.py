@@ -76,9 +76,15 @@ def _plain_cells(frame: pd.DataFrame, p: Path) -> pd.DataFrame:
 
 def _read_any(path: str | Path, table: str | None) -> pd.DataFrame:
     p = Path(path)
+    if p.is_dir():  # an empty argument reads as "."
+        raise ComplawError(f"{p if str(p) != '.' else repr(str(path))}: is a directory, not a results file; give "
+                           "a CSV, Parquet, JSONL or SQLite file of results")
     if not p.is_file():
         raise ComplawError(f"{p}: no such file; give a CSV, Parquet, JSONL or SQLite file of results")
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
+    if table is not None and suffix not in (".db", ".sqlite", ".sqlite3"):
+        raise ComplawError(f"--table {table!r}: {p} is a {suffix.lstrip('.') or 'plain'} file, which holds one "
+                           "table; --table picks a table of a SQLite file (.db, .sqlite)")
     try:
         if suffix in (".csv", ".csv.gz", ".txt"):
             return pd.read_csv(p)

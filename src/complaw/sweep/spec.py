@@ -264,6 +264,9 @@ def load_spec(source: str | Path, overrides: list[str] | None = None) -> SweepSp
         raw = resources.files("complaw.sweep.presets").joinpath(f"{text}.yaml").read_text()
         tree, where = read_tree(text, what="spec", text=raw, where=f"preset {text}")
     else:
+        if Path(text).is_dir():
+            raise ComplawError(f"spec {text!r}: is a directory; give a YAML spec file or a preset "
+                               f"({', '.join(PRESETS)})")
         if not Path(text).is_file():
             raise ComplawError(f"spec {text!r}: no such file; give a YAML spec or a preset ({', '.join(PRESETS)})")
         tree, where = read_tree(text, what="spec")
