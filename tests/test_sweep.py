@@ -182,3 +182,20 @@ def test_unopenable_store_is_a_user_error(tmp_path, capsys):
             ResultStore(path)
     assert main(["results", str(not_a_db)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_renamed_spec_reports_its_stored_experiments(tiny, tmp_path):
+    """The report of a sweep covers its own experiments (by config hash) even when they were stored under
+    another name; a renamed spec used to end in "table: the table has no rows" with exit 2."""
+    from complaw.report.build import sweep_report
+
+    s = load_spec(spec_file(tiny, tmp_path, methods=["random-ffn"], ratios=[0.25, 0.5, 0.75], rft_samples=[0]))
+    run_sweep(s, show_progress=False)
+    renamed = load_spec(spec_file(tiny, tmp_path, name="renamed", methods=["random-ffn"], ratios=[0.25, 0.5, 0.75],
+                                  rft_samples=[0], report=str(tmp_path / "report")))
+    with ResultStore(tmp_path / "results.db", readonly=True) as st:
+        frame = st.law_frame()
+    assert set(frame["sweep"]) == {"t"}
+    out, lines = sweep_report(frame, renamed)
+    assert (out / "index.html").is_file()
+    assert "from 3 experiment rows" in lines[0], lines[0]  # r = 0.25, 0.5, 0.75 at D = 0, one metric

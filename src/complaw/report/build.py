@@ -242,14 +242,19 @@ def sweep_report(frame: pd.DataFrame, spec) -> tuple[Path, list[str]]:
     """Fit, decide and write the report of a sweep's law rows (kept as it is when nothing changed).
 
     Args:
-        frame: the store's law rows (:meth:`~complaw.sweep.store.ResultStore.law_frame`); only the rows of
-            the sweep ``spec.name`` are used when the frame has a ``sweep`` column.
+        frame: the store's law rows (:meth:`~complaw.sweep.store.ResultStore.law_frame`); the rows used are
+            those stored under the sweep's name ``spec.name`` and those of the spec's own experiments (by config
+            hash: a renamed spec whose experiments are all stored still has its rows).
         spec: the sweep's :class:`~complaw.sweep.spec.SweepSpec` (its name, law settings and report directory).
 
     Returns:
         ``(report directory, summary lines)``.
     """
-    frame = frame[frame["sweep"] == spec.name] if "sweep" in frame else frame
+    if "sweep" in frame:
+        mine = frame["sweep"] == spec.name
+        if "config_hash" in frame:
+            mine |= frame["config_hash"].isin({h for unit in spec.units() for h in unit.hashes})
+        frame = frame[mine]
     out = spec.report_dir()
     # The report depends only on these rows and the law settings: an unchanged store keeps its report.
     key = hashlib.sha256(frame.drop(columns=["error"], errors="ignore").to_csv(index=False).encode()
