@@ -56,6 +56,8 @@ CATALOGUE = [
     ("fit {tmp}/store.csv --d-unit M-bogus", "--d-unit 'M-bogus'"),
     ("report {tmp}/store.csv --d-unit parsecs --out {tmp}/rep", "--d-unit 'parsecs'"),
     ("fit {tmp}/store.csv --table results", "--table 'results': {tmp}/store.csv is a csv file"),
+    # bounded work: every bootstrap draw re-solves the plan on the whole ratio grid
+    ("plan {tmp}/store.csv --sigma 0.9 --r-step 0.0001 -B 100000", "plan evaluations per group, at most 2,000,000"),
     # a directory (or an empty argument, which reads as ".") where a file is expected
     ("fit {tmp}", "is a directory, not a results file"),
     ("report {tmp} --out {tmp}/rep", "is a directory, not a results file"),

@@ -24,6 +24,7 @@ from complaw.checks import number
 from complaw.cli.options import (
     MAX_EXPONENT,
     MAX_FRONTIER,
+    MAX_PLAN_WORK,
     MIN_R_STEP,
     SCHEME_NAMES,
     BootOpt,
@@ -662,6 +663,11 @@ def plan_cmd(
     number(r_max, "--r-max", lo=0, hi=1, lo_open=True, hi_open=True, hint="e.g. 0.95")
     number(r_step, "--r-step", lo=MIN_R_STEP, hi=0.5, hint=f"the ratio grid step, {MIN_R_STEP:g} … 0.5")
     number(frontier, "--frontier", lo=0, hi=MAX_FRONTIER, integer=True, hint="frontier points to print")
+    ratios = int(r_max / r_step) + 1
+    if data is not None and bootstrap * ratios > MAX_PLAN_WORK:
+        raise ComplawError(f"--bootstrap {bootstrap} with --r-step {r_step:g}: {bootstrap:,} draws × {ratios:,} ratios "
+                           f"is {bootstrap * ratios:,} plan evaluations per group, at most {MAX_PLAN_WORK:,} (about "
+                           "20 s); lower --bootstrap or raise --r-step")
     laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                            bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
     cost = CostModel(rft_price, compression_cost, serving_volume, base_runtime_s, price_per_s)

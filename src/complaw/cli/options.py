@@ -52,6 +52,9 @@ EpsOpt = Annotated[float, typer.Option("--eps", help="ε in the recovery factor 
 RobustOpt = Annotated[bool, typer.Option("--robust", help="Summed Huber loss on log residuals instead of OLS.")]
 #: Bounds on the work one argument can ask for (stated in --help).
 MIN_R_STEP = 1e-4
+#: Most (draw × ratio) evaluations one plan may ask for: each bootstrap draw re-solves the plan on the whole ratio
+#: grid (~10 µs each on one core, so about 20 s per group at the bound).
+MAX_PLAN_WORK = 2_000_000
 MAX_FRONTIER = 10_000
 #: |exponent| bound of a speed law given by hand (beyond it, (1+r)^b overflows or means nothing).
 MAX_EXPONENT = 100.0
