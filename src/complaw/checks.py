@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from complaw.errors import ComplawError
@@ -168,6 +169,7 @@ def _hint(hint: str) -> str:
 MAX_BOOTSTRAP = 100_000
 
 
+@dataclass(frozen=True)
 class Bound:
     """The range of one numeric setting and why it has it, checked with :func:`bounded` before any work.
 
@@ -175,14 +177,16 @@ class Bound:
     value must still be finite). ``why`` is said in the message, e.g. ``Bound(1, 1000, "timed repeats")``.
     """
 
-    __slots__ = ("lo", "hi", "why", "lo_open", "hi_open", "integer")
-
-    def __init__(self, lo: float | None = None, hi: float | None = None, why: str = "", *, lo_open: bool = False,
-                 hi_open: bool = False, integer: bool = False):
-        self.lo, self.hi, self.why, self.lo_open, self.hi_open, self.integer = lo, hi, why, lo_open, hi_open, integer
+    lo: float | None = None
+    hi: float | None = None
+    why: str = ""
+    _: KW_ONLY
+    lo_open: bool = False
+    hi_open: bool = False
+    integer: bool = False
 
     def __repr__(self) -> str:
-        return f"Bound({_range(self.lo, self.hi, self.lo_open, self.hi_open)})"
+        return f"Bound({range_text(self)})"
 
 
 def bounded(value, name: str, bound: Bound) -> float:

@@ -32,13 +32,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from complaw import checks
 from complaw.checks import MAX_SEED, Bound
 from complaw.compress import compress, get_method
-from complaw.compress.registry import check_options, check_ratio
+from complaw.compress.registry import check_options
 from complaw.errors import ComplawError
 from complaw.evaluate import lm_loss, measure_runtime, zero_shot
 from complaw.evaluate.memory import PeakMemory, limit_allocator_caching, release_memory
 from complaw.models import load, load_tokenizer
 from complaw.models.io import check_model, dtype_name, resolve_device
-from complaw.recover import RFTConfig, recover
+from complaw.recover import RFTConfig, check_recovery_data, recover
 from complaw.textdata import check_source, load_texts, token_blocks
 
 Status = Literal["success", "failed", "invalid", "running"]
@@ -207,9 +207,7 @@ def check_settings(cfg: ExperimentConfig, where: str = "experiment config",
         raise ComplawError(f"{where}: {names.get('model', 'model')} {cfg.model!r}: empty model name; give "
                            "zoo:NAME, real:NAME, a .gguf file, a checkpoint directory or a hub id")
     for key, bound in SETTING_BOUNDS.items():
-        value: Any = cfg
-        for part in key.split("."):
-            value = getattr(value, part)
+        value = _setting(cfg, key)
         if value is not None:
             checks.bounded(value, f"{where}: {names.get(key, key)}", bound)
     for key, items in (("eval.tasks", cfg.eval.tasks or []), ("eval.extra_test_data", cfg.eval.extra_test_data)):
@@ -222,7 +220,7 @@ def check_settings(cfg: ExperimentConfig, where: str = "experiment config",
         raise ComplawError(f"{where}: {names.get('rft.target_modules', 'rft.target_modules')} {targets!r}: names "
                            "no module; give 'all-linear' or a list of module names, e.g. [q_proj, v_proj]")
     for key in ("eval.test_data", "rft.dataset"):
-        if not getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]).strip():
+        if not _setting(cfg, key).strip():
             raise ComplawError(f"{where}: {names.get(key, key)} '': empty; give zoo:SPLIT, a file or a dataset id")
     get_method(cfg.method)
     try:
@@ -230,6 +228,14 @@ def check_settings(cfg: ExperimentConfig, where: str = "experiment config",
     except ComplawError as err:
         raise ComplawError(f"{where}: {err}") from None
     return cfg
+
+
+def _setting(cfg: ExperimentConfig, key: str) -> Any:
+    """The value of a dotted setting (``rft.lr``) of ``cfg``."""
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def experiment_config(tree: dict, *, where: str = "experiment config",
@@ -442,8 +448,7 @@ def prepare(cfg: ExperimentConfig):
     Returns:
         ``(device, dtype, tokenizer, evaluator)``.
     """
-    check_settings(cfg)
-    check_ratio(cfg.ratio)
+    check_settings(cfg)  # ratio, seeds, every setting in range; the method and its options
     check_method_files(cfg)
     if cfg.eval.include_path is not None:
         checks.input_file(cfg.eval.include_path, "include_path", directory=True)
@@ -452,21 +457,8 @@ def prepare(cfg: ExperimentConfig):
     tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
     evaluate = Evaluator(cfg.eval, tokenizer, cfg.runtime)
     evaluate.check_tasks()
-    check_recovery_data(cfg, tokenizer)
+    check_recovery_data(tokenizer, cfg.rft)
     return device, dtype, tokenizer, evaluate
-
-
-def check_recovery_data(cfg: ExperimentConfig, tokenizer) -> None:
-    """The recovery dataset holds ``cfg.rft.rft_samples`` samples of ``seq_len`` tokens — checked before
-    anything is compressed (tokenising at most D samples' worth of text, which recovery reads anyway)."""
-    rft = cfg.rft
-    if not rft.rft_samples:
-        return
-    texts = load_texts(rft.dataset, split=rft.split, text_field=rft.text_field)
-    held = len(token_blocks(texts, tokenizer, rft.seq_len, rft.rft_samples))
-    if held < rft.rft_samples:
-        raise ComplawError(f"rft samples {rft.rft_samples}: dataset {rft.dataset!r} holds only {held} samples of "
-                           f"{rft.seq_len} tokens; lower D (rft_samples) or the sequence length")
 
 
 def check_method_files(cfg: ExperimentConfig) -> None:
@@ -632,7 +624,7 @@ def _prepare_unit(cfgs: list[ExperimentConfig]):
         raise ValueError("run_unit: configs of one unit may differ only in rft.rft_samples")
     prepared = prepare(cfgs[0])
     # the configs differ only in D: the dataset holding the largest D holds every one
-    check_recovery_data(max(cfgs, key=lambda c: c.rft.rft_samples), prepared[2])
+    check_recovery_data(prepared[2], max(cfgs, key=lambda c: c.rft.rft_samples).rft)
     return prepared
 
 

@@ -73,11 +73,23 @@ def recovery_blocks(tokenizer, cfg: RFTConfig) -> torch.Tensor:
     """The D samples of ``cfg``: the first D blocks of a seeded permutation of the dataset's blocks."""
     blocks = token_blocks(load_texts(cfg.dataset, split=cfg.split, text_field=cfg.text_field), tokenizer,
                           cfg.seq_len)
-    if cfg.rft_samples > len(blocks):
-        raise ComplawError(f"rft samples {cfg.rft_samples}: dataset {cfg.dataset!r} holds only {len(blocks)} samples "
-                           f"of {cfg.seq_len} tokens; lower D or the sequence length")
+    _check_held(cfg, len(blocks))
     order = np.random.default_rng(cfg.seed).permutation(len(blocks))[: cfg.rft_samples]
     return blocks[torch.from_numpy(order)]
+
+
+def check_recovery_data(tokenizer, cfg: RFTConfig) -> None:
+    """The dataset holds ``cfg.rft_samples`` samples of ``seq_len`` tokens — checked before anything is compressed,
+    tokenising at most D samples' worth of text (recovery reads it anyway)."""
+    if cfg.rft_samples:
+        texts = load_texts(cfg.dataset, split=cfg.split, text_field=cfg.text_field)
+        _check_held(cfg, len(token_blocks(texts, tokenizer, cfg.seq_len, cfg.rft_samples)))
+
+
+def _check_held(cfg: RFTConfig, held: int) -> None:
+    if cfg.rft_samples > held:
+        raise ComplawError(f"rft samples {cfg.rft_samples}: dataset {cfg.dataset!r} holds only {held} samples of "
+                           f"{cfg.seq_len} tokens; lower D (rft_samples) or the sequence length")
 
 
 @contextlib.contextmanager

@@ -103,11 +103,12 @@ def check_option_files(options: dict[str, Any]) -> None:
 
 def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out: str | Path | None = None,
                  options: dict[str, Any] | None = None, dtype: str | None = "auto", device: str | None = "auto",
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, overwrite: bool = False):
     """Load ``model_id``, compress it with ``method`` at ``ratio``, optionally save it to ``out``.
 
     Every input is checked before the model is loaded: method, ratio, seed, device, options and the files
-    they name, ``out`` (writable, and not the source directory or inside it), the model directory itself.
+    they name, ``out`` (writable, not the source directory or inside it, not inside another model's checkpoint,
+    and holding no checkpoint or other files unless ``overwrite`` replaces a checkpoint), the model itself.
 
     Args:
         dtype, device: where and in which dtype to compute, by the rule ``complaw run`` and ``complaw sweep``
@@ -133,7 +134,9 @@ def run_compress(model_id: str, method: str, ratio: float, *, seed: int = 0, out
     check_options(method, options)
     check_option_files(options)
     if out is not None:
-        checks.output_path(out, "--out", directory=True)
+        if Path(model_id).expanduser().exists():
+            checks.not_inside(out, model_id)  # compress DIR --out DIR/sub: named as the source, --overwrite or not
+        checks.model_output_dir(out, "--out", overwrite=overwrite)
     _check_family_early(method, model_id)  # before a real model is fetched
     path = check_model(model_id, allow_pickle=allow_pickle)
     if out is not None and Path(path).exists():
@@ -209,14 +212,8 @@ def compress_command(
                                    "(never the model being compressed)."),
 ) -> None:
     """Compress a model and print (and optionally save) its compression record."""
-    if out is not None:  # another model's checkpoint is never overwritten by accident, nor written into
-        from complaw.checks import model_output_dir, not_inside
-
-        if Path(model).expanduser().exists():
-            not_inside(out, model)  # compress DIR --out DIR/sub: named as the source, --overwrite or not
-        model_output_dir(out, "--out", overwrite=overwrite)
     record = run_compress(model, method, ratio, seed=seed, out=out, options=parse_options(option),
-                          dtype=dtype, device=device, allow_pickle=allow_pickle)
+                          dtype=dtype, device=device, allow_pickle=allow_pickle, overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
     else:

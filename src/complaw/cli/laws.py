@@ -428,7 +428,7 @@ def _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, 
     # Without --gamma the law has no recovery term (Eq. 2, sengupta2025-L0-r): r_crit needs only beta, and a
     # gamma of 0 filled in here would be judged against the sign conditions as if the user had given it.
     name = (form or ["sengupta2025" if gamma is not None else "sengupta2025-L0-r"])[0]
-    law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale or 1.0, eps),
+    law = Law.from_params(name, direction=direction or "higher", unit=DUnit(d_unit, d_scale, eps),
                           alpha=alpha if alpha is not None else 1.0, beta=beta,
                           gamma=gamma if gamma is not None else 0.0)
     return [({"form": law.form.name}, law)], []
@@ -455,7 +455,7 @@ def critical_cmd(
     A decision that needs a parameter the table cannot identify says so instead of giving a number.
     """
 
-    check_table_args(sigma=sigma, alpha=alpha, beta=beta, gamma=gamma, speed_b=speed_b)
+    check_table_args(d_scale=d_scale, eps=eps, sigma=sigma, alpha=alpha, beta=beta, gamma=gamma, speed_b=speed_b)
     check_ratios(r)
     laws, failures = _laws(data, pairs, mapping, table, form, group, direction, d_unit, d_scale, eps, robust,
                            bootstrap, cluster, seed, drop_invalid, alpha, beta, gamma, interval)
@@ -652,7 +652,7 @@ def plan_cmd(
 
     from complaw.decide import CostModel, plan, speed_law
 
-    check_table_args(sigma=sigma, alpha=alpha, beta=beta, gamma=gamma)
+    check_table_args(d_scale=d_scale, eps=eps, sigma=sigma, alpha=alpha, beta=beta, gamma=gamma)
     for name, value in (("--budget", budget), ("--rft-price", rft_price), ("--compression-cost", compression_cost),
                         ("--serving-volume", serving_volume), ("--base-runtime-s", base_runtime_s),
                         ("--price-per-s", price_per_s), ("--d-max", d_max)):

@@ -22,7 +22,7 @@ import time
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -254,9 +254,7 @@ def check_options(method: str, options: dict[str, Any]) -> MethodOptions:
         bound = spec.bounds.get(key)
         if bound is not None and value is not None:
             try:
-                bounded(value, f"option {key}", Bound(bound.lo, bound.hi, f"{bound.why} (complaw methods {method})",
-                                                      lo_open=bound.lo_open, hi_open=bound.hi_open,
-                                                      integer=bound.integer))
+                bounded(value, f"option {key}", replace(bound, why=f"{bound.why} (complaw methods {method})"))
             except ComplawError as err:  # "option episodes 1e9: …" as the option was written: episodes=1e9
                 raise ComplawError(str(err).replace(f"option {key} ", f"option {key}=", 1)) from None
         elif isinstance(value, float) and not math.isfinite(value):

@@ -646,7 +646,7 @@ def _design(data, form: str | LawForm, *, direction: str | None, unit: DUnit | N
     (fewer rows than parameters + 1, or no parameter identified)."""
     form = get_form(form)
     unit = unit or DUnit()
-    _check_settings(interval, conf, bootstrap)
+    check_fit_settings(interval=interval, conf=conf, bootstrap=bootstrap, weights=weights)
     ld: LawData = as_law_data(data, mapping=mapping)
     if form.fixed_direction:
         direction = form.fixed_direction
@@ -662,8 +662,6 @@ def _design(data, form: str | LawForm, *, direction: str | None, unit: DUnit | N
         raise ComplawError(
             f"{where}: {n} usable row(s) for form {form.name} with {p} parameters; need at least {p + 1}"
         )
-    if weights not in WEIGHTS:
-        raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
     w, weighting = _weights(form, frame, weights, where)
     unident, rank = unidentified(form, frame, X)
     if len(unident) == p:
@@ -674,14 +672,17 @@ def _design(data, form: str | LawForm, *, direction: str | None, unit: DUnit | N
     return _Design(form, unit, direction, frame, dropped, where, y, X, w, weighting, unident, rank)
 
 
-def _check_settings(interval: str, conf: float, bootstrap: int) -> None:
-    """A bad ``interval``, ``conf`` or ``bootstrap`` is the caller's error, named by its option."""
+def check_fit_settings(*, interval: str = "auto", conf: float = 0.95, bootstrap: int = 0,
+                       weights: str = "none") -> None:
+    """A bad ``interval``, ``conf``, ``bootstrap`` or ``weights`` is the caller's error, named by its option."""
     if interval not in INTERVALS:
         raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
     if not (0 < conf < 1):
         raise ComplawError(f"--conf {conf}: must lie in (0, 1), e.g. 0.95")
     if bootstrap < 0:
         raise ComplawError(f"--bootstrap {bootstrap}: must be ≥ 0")
+    if weights not in WEIGHTS:
+        raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
 
 
 def _clusters(frame: pd.DataFrame, cluster: str | None, n: int) -> tuple[str | None, np.ndarray, list[str]]:

@@ -392,9 +392,7 @@ def check_checkpoint(path: str | Path, *, name: str | None = None, allow_pickle:
         if "auto_map" not in config and "quantization_config" not in config:
             mismatch = _cached_mismatch(str(d.resolve()), *_stamp(d))
             if mismatch is not None:
-                raise ComplawError(f"{label}: config.json and the weights disagree: {mismatch}; the checkpoint "
-                                   "is damaged or its config.json was edited — restore config.json or re-save "
-                                   "the model")
+                raise _disagree(label, mismatch)
 
 
 def check_model(model_id: str | Path, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> str:
@@ -452,10 +450,13 @@ def _load_hf(path: str, *, dtype=None, device=None, trust_remote_code: bool = Fa
         mismatch = shape_mismatch(path) if Path(path).is_dir() else None
         if mismatch is None:
             raise
-        raise ComplawError(f"model {path!r}: config.json and the weights disagree: {mismatch}; the checkpoint is "
-                           "damaged or its config.json was edited — restore config.json or re-save the "
-                           "model") from None
+        raise _disagree(f"model {path!r}", mismatch) from None
     return model.to(device) if device is not None else model
+
+
+def _disagree(label: str, mismatch: str) -> ComplawError:
+    return ComplawError(f"{label}: config.json and the weights disagree: {mismatch}; the checkpoint is damaged or "
+                        "its config.json was edited — restore config.json or re-save the model")
 
 
 def _weight_shapes(d: Path) -> dict[str, tuple[int, ...]]:
@@ -495,7 +496,8 @@ def shape_mismatch(path: str | Path) -> str | None:
     """The first tensor whose shape in the weights differs from the shape ``config.json`` implies, in words
     (``model.layers.0.mlp.up_proj.weight: the weights hold [48, 64], config.json implies [51, 64]``), or None.
 
-    The model is built on the meta device (no memory), so this is cheap; called when loading failed."""
+    The model is built on the meta device (no memory) and the weights' shapes are read from the safetensors
+    headers, so this is cheap: :func:`check_checkpoint` runs it (once per unchanged checkpoint) before any load."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:

@@ -214,17 +214,14 @@ def _check_settings(ld: LawData | None, source, out: Path, *, forms, sigmas, boo
     one line and the command leaves nothing behind (the analysis would refuse it only after ``mkdir``)."""
     from complaw import checks
     from complaw.laws.data import check_direction
-    from complaw.laws.fit import INTERVALS, WEIGHTS
+    from complaw.laws.fit import check_fit_settings
 
     if not tuple(forms):
         raise ComplawError("report: no law forms given; use e.g. sengupta2025")
     for s in sigmas:
         checks.number(s, "--sigma", lo=0, hi=1, lo_open=True, hi_open=True, hint="e.g. 0.8")
     checks.number(bootstrap, "--bootstrap", lo=0)
-    if interval not in INTERVALS:
-        raise ComplawError(f"--interval {interval!r}: unknown; use one of {', '.join(INTERVALS)}")
-    if weights not in WEIGHTS:
-        raise ComplawError(f"--weights {weights!r}: unknown; use one of {', '.join(WEIGHTS)}")
+    check_fit_settings(interval=interval, weights=weights)  # the fits' own check, before the folder exists
     if ld is not None:
         check_direction(ld, direction)
         for col in group or []:

@@ -333,7 +333,7 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
         the new ``zoo.json`` index.
     """
     out = Path(out) if out is not None else ASSETS
-    only_set = _only_set(only)
+    only_set = check_only(only)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -361,12 +361,8 @@ def build(out: str | Path | None = None, only: Sequence[str] | None = None, show
 
 
 def check_only(only: Sequence[str] | None) -> set[str]:
-    """The stages and models ``--only`` names, checked before anything is created (an unknown name: one line)."""
-    return _only_set(only)
-
-
-def _only_set(only: Sequence[str] | None) -> set[str]:
-    """The stages and models to rebuild (default: all of them); an unknown name is an error."""
+    """The stages and models to rebuild (default: all of them); an unknown name is one line, before anything is
+    created."""
     known = list(STAGES) + list(SPEC_BY_NAME)
     only_set = set(only or known)
     unknown = only_set - set(known)
