@@ -70,6 +70,21 @@ def test_degenerate_d_unit_raw_tokens():
     rescaled = fit(df, "sengupta2025", direction="higher", bootstrap=0, unit=DUnit("M-tokens", 1e6))
     assert "degenerate-D-unit" not in codes(rescaled)
     assert rescaled.unit.name == "M-tokens" and rescaled.to_dict()["d_unit"]["scale"] == 1e6
+    # the warning names a scale that clears it: the median D > 0, here 5e6 tokens
+    (warning,) = [d.message for d in res.warnings if d.code == "degenerate-D-unit"]
+    assert "--d-scale 5e+06" in warning
+    assert "degenerate-D-unit" not in codes(fit(df, "sengupta2025", direction="higher", bootstrap=0,
+                                                unit=DUnit("5M-tokens", 5e6)))
+
+
+def test_degenerate_d_unit_in_samples_names_a_scale_near_the_data():
+    """A few samples (the zoo demo's D = 16, 64) get a scale near them, not the raw-token advice."""
+    df = simulate("sengupta2025", TRUTH, d_values=(0.0, 16.0, 64.0), seed=0)
+    (warning,) = [d.message for d in fit(df, "sengupta2025", direction="higher", bootstrap=0).warnings
+                  if d.code == "degenerate-D-unit"]
+    assert "--d-scale 40 " in warning
+    assert "degenerate-D-unit" not in codes(fit(df, "sengupta2025", direction="higher", bootstrap=0,
+                                                unit=DUnit("40-samples", 40)))
 
 
 def test_ill_conditioned_design():

@@ -135,8 +135,9 @@ def diagnose(form: LawForm, frame: pd.DataFrame, unit: DUnit, X: np.ndarray) -> 
                     "degenerate-D-unit",
                     f"with D in {unit.name} (scale {unit.scale:g}, eps {unit.eps:g}) the factor "
                     f"{rec.transform.label} barely varies across D > 0 ({np.unique(d[d > 0]).size} value(s)): "
-                    f"{rec.param} only separates 'no RFT' from 'some RFT'; express D in larger units "
-                    "(--d-scale, e.g. 1e6 for millions of tokens)",
+                    f"{rec.param} only separates 'no RFT' from 'some RFT'; choose the unit so that D lies near 1: "
+                    f"--d-scale {float(np.median(d[d > 0])):g} (the median D > 0 in raw units; e.g. 1e6 for "
+                    "token counts in the millions)",
                 ))
     comp = form.term("compression")
     if comp is not None:
